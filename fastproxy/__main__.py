@@ -1,0 +1,3 @@
+from fastproxy.cli import main
+
+raise SystemExit(main())
