@@ -74,9 +74,7 @@ class _Spec:
         self.query = tuple((bytes(k), _Str(sm)) for k, sm in spec.query_params)
 
 
-def _header_values(
-    names: frozenset[bytes], headers: Iterable[tuple[bytes, bytes]]
-) -> dict[bytes, bytes]:
+def _header_values(names: frozenset[bytes], headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     """One pass over the request headers, keeping only the names some spec asks for."""
     found: dict[bytes, list[bytes]] = {}
     for name, value in headers:

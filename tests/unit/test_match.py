@@ -69,8 +69,15 @@ def one(
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(b"/foo", True), (b"/foo?x=1", True), (b"/foo#frag", True), (b"/foo/", False), (b"/fo", False),
-     (b"/FOO", False), (b"/foobar", False)],
+    [
+        (b"/foo", True),
+        (b"/foo?x=1", True),
+        (b"/foo#frag", True),
+        (b"/foo/", False),
+        (b"/fo", False),
+        (b"/FOO", False),
+        (b"/foobar", False),
+    ],
 )
 def test_uri_exact_ignores_query_and_fragment(impl: ModuleType, path: bytes, expected: bool) -> None:
     assert one(impl, MatchSpec(uri=exact(b"/foo")), path) is expected
@@ -78,8 +85,15 @@ def test_uri_exact_ignores_query_and_fragment(impl: ModuleType, path: bytes, exp
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(b"/foo", True), (b"/foobar", True), (b"/foo/x?y=1", True), (b"/fo", False), (b"/fo?o", False),
-     (b"//foo", False), (b"/Foo", False)],
+    [
+        (b"/foo", True),
+        (b"/foobar", True),
+        (b"/foo/x?y=1", True),
+        (b"/fo", False),
+        (b"/fo?o", False),
+        (b"//foo", False),
+        (b"/Foo", False),
+    ],
 )
 def test_uri_prefix_is_a_raw_string_prefix(impl: ModuleType, path: bytes, expected: bool) -> None:
     assert one(impl, MatchSpec(uri=prefix(b"/foo")), path) is expected
@@ -105,8 +119,13 @@ def test_uri_regex_sees_no_fragment(impl: ModuleType) -> None:
 
 @pytest.mark.parametrize(
     ("uri", "path", "expected"),
-    [(exact(b"/foo"), b"/FoO", True), (exact(b"/foo"), b"/FoO?X=1", True), (prefix(b"/api"), b"/APIx", True),
-     (prefix(b"/api"), b"/ap", False), (exact(b"/foo"), b"/FoOo", False)],
+    [
+        (exact(b"/foo"), b"/FoO", True),
+        (exact(b"/foo"), b"/FoO?X=1", True),
+        (prefix(b"/api"), b"/APIx", True),
+        (prefix(b"/api"), b"/ap", False),
+        (exact(b"/foo"), b"/FoOo", False),
+    ],
 )
 def test_ignore_uri_case_for_exact_and_prefix(
     impl: ModuleType, uri: StringMatch, path: bytes, expected: bool
