@@ -193,8 +193,13 @@ class DemoApp:
                 if self.log is not None:
                     self.log(
                         RequestLog(
-                            self.name, self.version, req.method, req.target, status,
-                            req.header("x-request-id"), req.header("host"),
+                            self.name,
+                            self.version,
+                            req.method,
+                            req.target,
+                            status,
+                            req.header("x-request-id"),
+                            req.header("host"),
                         )
                     )
                 headers = [*headers, ("Content-Length", str(len(body))), ("Server", "fastproxy-demo")]
@@ -415,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
 
     async def serve() -> None:
         app = DemoApp(
-            args.kind, version, name, mesh=args.mesh, upstream=args.upstream,
+            args.kind,
+            version,
+            name,
+            mesh=args.mesh,
+            upstream=args.upstream,
             log=None if args.quiet else print_log,
         )
         try:
