@@ -1,0 +1,778 @@
+"""One request end to end: match -> fault -> route action -> attempts -> reply.
+
+Everything here runs in protocol callbacks and loop timers; a plain proxied
+request creates no coroutine or task (only opening a new upstream connection
+does).  An Exchange owns the request; each try upstream is one Attempt, which
+owns its pooled connection and its per-try timer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastproxy import table
+from fastproxy.matcher import pick
+from fastproxy.pipeline import replies
+from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
+from fastproxy.pipeline.retry import (
+    CONNECT_FAILURES,
+    backoff,
+    retry_on_per_try_timeout,
+    retry_on_reset,
+    retry_on_response,
+)
+from fastproxy.pipeline.rewrite import normalize_path, redirect_location, rewrite_path
+from fastproxy.upstream.pool import ConnectFailure
+
+if TYPE_CHECKING:
+    from fastproxy.pipeline.downstream import Downstream
+    from fastproxy.upstream.balancer import ClusterState, HostState
+    from fastproxy.upstream.connection import UpstreamConnection
+
+# Request bodies up to this size are kept for retries and mirroring (CONTRACT.md).
+REPLAY_LIMIT = 1 << 20
+
+# How each client request header is treated on the way upstream.
+_SKIP = 1  # hop-by-hop or re-derived
+_CONNECTION = 2
+_XFP = 3
+_XFF = 4
+_REQUEST_ID = 5
+_UPGRADE = 6
+_HEADER_ACTION: dict[bytes, int] = {
+    b"connection": _CONNECTION,
+    b"keep-alive": _SKIP,
+    b"proxy-connection": _SKIP,
+    b"te": _SKIP,
+    b"trailer": _SKIP,
+    b"transfer-encoding": _SKIP,
+    b"upgrade": _UPGRADE,
+    b"host": _SKIP,
+    b"content-length": _SKIP,
+    b"expect": _SKIP,
+    b"x-envoy-attempt-count": _SKIP,
+    b"x-forwarded-proto": _XFP,
+    b"x-forwarded-for": _XFF,
+    b"x-request-id": _REQUEST_ID,
+}
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CHUNK_END = b"0\r\n\r\n"
+
+
+def split_authority(authority: bytes | None, default_port: int) -> tuple[bytes | None, int]:
+    """(lower-case host, port) from a Host value; (None, 0) when unusable."""
+    if not authority:
+        return None, 0
+    if authority[0] == 0x5B:  # "[v6]:port"
+        end = authority.find(b"]")
+        if end < 0:
+            return None, 0
+        host = authority[: end + 1]
+        rest = authority[end + 1 :]
+        if not rest:
+            return host.lower(), default_port
+        if rest[0] != 0x3A or not rest[1:].isdigit():
+            return None, 0
+        return host.lower(), int(rest[1:])
+    colon = authority.rfind(b":")
+    if colon < 0:
+        return authority.lower(), default_port
+    port = authority[colon + 1 :]
+    if not port.isdigit() or len(port) > 5:
+        return None, 0
+    return authority[:colon].lower(), int(port)
+
+
+def _request_id(bits: int) -> bytes:
+    # A UUID version 4 (RFC 4122) from 128 random bits.
+    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+    h = b"%032x" % bits
+    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
+class Attempt:
+    """One try upstream: its endpoint, its connection and its per-try timer."""
+
+    __slots__ = ("ex", "host", "number", "conn", "reused", "got_response", "timer", "task", "cancelled", "fresh")
+
+    def __init__(self, ex: Exchange, host: HostState, number: int, fresh: bool = False) -> None:
+        self.ex = ex
+        self.host = host
+        self.number = number
+        self.conn: UpstreamConnection | None = None
+        self.reused = False
+        self.got_response = False
+        self.timer: Any = None
+        self.task: Any = None
+        self.cancelled = False
+        self.fresh = fresh  # must not reuse a pooled connection (stale-connection retry)
+        host.active += 1
+
+    def start(self) -> None:
+        if not self.fresh:
+            conn = self.host.pool.take_idle()
+            if conn is not None:
+                self.bind(conn, True)
+                return
+        self.task = self.ex.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        ex = self.ex
+        try:
+            conn = await self.host.pool.connect(ex.cs.cluster.pool.connect_timeout)
+        except ConnectFailure as failure:
+            self.task = None
+            if not self.cancelled:
+                ex.attempt_failed(self, failure.reason, failure.transport)
+            return
+        self.task = None
+        if self.cancelled:
+            conn.pool.release(conn, True)
+            return
+        self.bind(conn, False)
+
+    def bind(self, conn: UpstreamConnection, reused: bool) -> None:
+        ex = self.ex
+        self.conn = conn
+        self.reused = reused
+        conn.attempt = self
+        conn.requests += 1
+        head = ex.head
+        if head.method == b"HEAD":
+            conn.parser.expect_no_body()
+        out = [ex.up_prefix, b"x-envoy-attempt-count: %d\r\n\r\n" % self.number]
+        chunks = ex.body_buf
+        if chunks:
+            if ex.chunked_up:
+                for chunk in chunks:
+                    out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                out.extend(chunks)
+        if ex.request_complete:
+            if ex.chunked_up:
+                out.append(_CHUNK_END)
+            self.arm_per_try_timer()
+        if ex.tunnel_rest:
+            out.append(ex.tunnel_rest)
+        conn.transport.write(b"".join(out))
+        if ex.body_size > REPLAY_LIMIT:
+            ex.body_buf = None
+        ds = ex.ds
+        if ds.write_paused:
+            conn.transport.pause_reading()
+        if ex.waiting_bind:
+            ex.waiting_bind = False
+            ds.resume(4)
+
+    def arm_per_try_timer(self) -> None:
+        ptt = self.ex.route.retry.per_try_timeout
+        if ptt is not None and self.timer is None:
+            route_timeout = self.ex.route.timeout
+            if route_timeout is None or ptt < route_timeout:
+                self.timer = self.ex.loop.call_later(ptt, self.on_per_try_timeout)
+
+    def send_body(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        if self.ex.chunked_up:
+            conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            conn.transport.write(data)
+
+    def release(self, reusable: bool) -> None:
+        """Give the connection back (or drop it), stop timers; idempotent."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        conn = self.conn
+        if conn is not None:
+            self.conn = None
+            conn.attempt = None
+            if reusable and not conn.closed:
+                if self.ex.ds.write_paused:
+                    conn.transport.resume_reading()
+                conn.pool.release(conn, True)
+            else:
+                conn.pool.lost_busy()
+                conn.abort()
+        if self.task is not None:
+            self.cancelled = True
+            self.task = None
+        if self.host is not None:
+            self.host.active -= 1
+            self.host = None  # type: ignore[assignment]
+
+    # -- from the upstream connection ------------------------------------
+    def on_upstream_failure(self, reason: str, transport: str | None) -> None:
+        self.ex.attempt_failed(self, reason, transport)
+
+    def on_per_try_timeout(self) -> None:
+        self.timer = None
+        self.ex.per_try_timed_out(self)
+
+    def on_response_head(self, head: Any) -> None:
+        self.got_response = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.ex.response_head(self, head)
+
+    def on_response_body(self, data: bytes) -> None:
+        ex = self.ex
+        if ex.chunked_down:
+            ex.ds.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            ex.ds.transport.write(data)
+        ex.bytes_sent += len(data)
+
+    def on_response_end(self, conn: UpstreamConnection) -> None:
+        ex = self.ex
+        # The connection already forgot us; release() puts it back in the pool.
+        self.conn = conn
+        self.release(ex.upstream_keep_alive and ex.request_complete)
+        ex.response_complete()
+
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        ex = self.ex
+        self.conn = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        conn.pool.lost_busy()
+        conn.pool.discard(conn)
+        self.host.active -= 1
+        self.host = None  # type: ignore[assignment]
+        ex.ds.start_tunnel(conn, rest)
+        ex.upgraded()
+
+
+class Exchange:
+    __slots__ = (
+        "ds",
+        "head",
+        "loop",
+        "state",
+        "route",
+        "dest",
+        "cs",
+        "up_prefix",
+        "chunked_up",
+        "chunked_down",
+        "body_buf",
+        "body_size",
+        "request_complete",
+        "complete_time",
+        "routing",
+        "attempt",
+        "tries",
+        "retries_left",
+        "retried",
+        "tried",
+        "response_started",
+        "upstream_keep_alive",
+        "close_after",
+        "done",
+        "route_timer",
+        "backoff_timer",
+        "delay_timer",
+        "waiting_bind",
+        "tunnel_rest",
+        "status",
+        "flags",
+        "bytes_sent",
+        "start",
+        "stale_retry_used",
+        "authority",
+        "path",
+    )
+
+    def __init__(self, ds: Downstream, head: Any) -> None:
+        self.ds = ds
+        self.head = head
+        self.loop = ds.loop
+        self.state = ds.state
+        self.route: table.Route | None = None
+        self.dest: table.Destination | None = None
+        self.cs: ClusterState = None  # type: ignore[assignment]
+        self.up_prefix = b""
+        self.chunked_up = head.chunked
+        self.chunked_down = False
+        self.body_buf: list[bytes] | None = []
+        self.body_size = 0
+        self.request_complete = False
+        self.complete_time = 0.0
+        self.routing = False
+        self.attempt: Attempt | None = None
+        self.tries = 0
+        self.retries_left = 0
+        self.retried = False
+        self.tried: tuple[HostState, ...] = ()
+        self.response_started = False
+        self.upstream_keep_alive = False
+        self.close_after = not head.keep_alive
+        self.done = False
+        self.route_timer: Any = None
+        self.backoff_timer: Any = None
+        self.delay_timer: Any = None
+        self.waiting_bind = False
+        self.tunnel_rest = b""
+        self.status = 0
+        self.flags = ""
+        self.bytes_sent = 0
+        self.start = ds.loop.time()
+        self.stale_retry_used = False
+        self.authority = b""
+        self.path = b""
+
+    # -- request side (called by Downstream) -----------------------------
+    def begin(self) -> None:
+        head = self.head
+        ds = self.ds
+        listener = ds.listener()
+        authority = head.authority if head.authority is not None else head.host
+        self.authority = authority or b""
+        host, port = split_authority(authority, 80)
+        if listener is None:
+            self.local(404, flags="NR")
+            return
+        if host is None:
+            self.local(400, b"Bad Request", close=True)
+            return
+        if ds.mesh:
+            vh = listener.find(host, port)
+            match_port = port
+        else:
+            vh = listener.find(host, 0)
+            match_port = listener.port
+        if vh is None:
+            self.local(404, flags="NR")
+            return
+        path = head.path
+        if b"/." in path:
+            path = normalize_path(path)
+        self.path = path
+        idx = vh.matcher.match(head.method, path, authority, b"http", head.headers, match_port)
+        if idx < 0:
+            self.local(404, flags="NR")
+            return
+        route = vh.entries[idx].route
+        self.route = route
+        fault = route.fault
+        if fault is not None and fault.delay_ppm and self.state.fault_rng.randrange(1_000_000) < fault.delay_ppm:
+            self.flags = "DI"
+            self.delay_timer = self.loop.call_later(fault.delay, self._after_delay)  # type: ignore[arg-type]
+            return
+        self._route()
+
+    def _after_delay(self) -> None:
+        self.delay_timer = None
+        if not self.done:
+            self._route()
+
+    def _route(self) -> None:
+        route = self.route
+        assert route is not None
+        fault = route.fault
+        if fault is not None and fault.abort_ppm and self.state.fault_rng.randrange(1_000_000) < fault.abort_ppm:
+            self.local(fault.abort_status or 503, replies.FAULT_ABORT, flags=self._flag("FI"))
+            return
+        action = route.action
+        if action != table.ACTION_ROUTE:
+            self._local_action(route)
+            return
+        dests = route.destinations
+        if len(dests) == 1:
+            dest = dests[0]
+        else:
+            dest = dests[pick(route.cumulative, self.state.rng.getrandbits(32))]
+        self.dest = dest
+        if dest.cluster is None:
+            self.local(503, flags="NC")
+            return
+        cs = self.state.clusters.get(dest.cluster_name)
+        if cs is None or not cs.hosts:
+            self.local(503, replies.NO_HEALTHY_UPSTREAM, flags="UH")
+            return
+        self.cs = cs
+        self._build_upstream_head(route, dest)
+        self.retries_left = route.retry.attempts
+        if self.head.expect_continue and not self.request_complete:
+            self.ds.transport.write(_CONTINUE)
+        self.routing = True
+        if self.request_complete:
+            self._arm_route_timer()
+        self._new_attempt(False)
+
+    def _flag(self, flag: str) -> str:
+        return self.flags + "," + flag if self.flags else flag
+
+    def _local_action(self, route: table.Route) -> None:
+        head = self.head
+        if route.action == table.ACTION_REDIRECT:
+            rd = route.redirect
+            assert rd is not None
+            location = redirect_location(rd, b"http", self.authority, self.path)
+            extra = [(b"location", location)]
+            self._reply_with_ops(rd.status, b"", extra, route.response_ops)
+            return
+        dr = route.direct
+        assert dr is not None
+        extra = []
+        if dr.status == 201 or 300 <= dr.status < 400:
+            extra.append((b"location", b"http://" + self.authority + self.path))
+        if dr.body:
+            extra.append((b"content-type", b"text/plain"))
+        self._reply_with_ops(dr.status, dr.body, extra, route.response_ops)
+        del head
+
+    def _reply_with_ops(
+        self, status: int, body: bytes, extra: list[tuple[bytes, bytes]], ops: tuple[table.HeaderOps, ...]
+    ) -> None:
+        # Redirects and direct responses get the route's response header ops
+        # (unlike Envoy's error replies).
+        headers = apply_ops(extra, ops) if ops else extra
+        close = self.close_after or not self.request_complete
+        out = [replies.status_line(status), b"content-length: %d\r\n" % len(body)]
+        render(headers, out)
+        out.append(replies.DATE.line())
+        out.append(self.ds.server_line)
+        if close:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        if body and self.head.method != b"HEAD":
+            out.append(body)
+        self.status = status
+        self.ds.transport.write(b"".join(out))
+        self.bytes_sent = len(body)
+        self.finish(close)
+
+    def _build_upstream_head(self, route: table.Route, dest: table.Destination) -> None:
+        head = self.head
+        ds = self.ds
+        gateway = not ds.mesh
+        path = self.path
+        up_path = path
+        if route.rewrite is not None:
+            up_path = rewrite_path(route.rewrite, path)
+        authority = dest.authority if dest.authority is not None else self.authority
+        headers = []
+        has_xfp = has_rid = False
+        xff = None
+        upgrade = None
+        action_of = _HEADER_ACTION.get
+        for h in head.headers:
+            action = action_of(h[0])
+            if action is None:
+                if gateway and h[0].startswith(b"x-envoy-"):
+                    continue
+                headers.append(h)
+            elif action in (_SKIP, _CONNECTION):
+                continue
+            elif action == _XFP:
+                if not gateway:
+                    has_xfp = True
+                    headers.append(h)
+            elif action == _REQUEST_ID:
+                has_rid = True
+                headers.append(h)
+            elif action == _XFF:
+                if gateway:
+                    xff = h[1] if xff is None else xff + b"," + h[1]
+                else:
+                    headers.append(h)
+            elif action == _UPGRADE:
+                upgrade = h[1]
+        if head.upgrade and upgrade is not None:
+            headers.append((b"connection", b"upgrade"))
+            headers.append((b"upgrade", upgrade))
+        if gateway:
+            client = ds.client_ip
+            headers.append((b"x-forwarded-for", xff + b", " + client if xff else client))
+        if not has_xfp:
+            headers.append((b"x-forwarded-proto", b"http"))
+        if not has_rid:
+            headers.append((b"x-request-id", _request_id(self.state.id_rng.getrandbits(128))))
+        if up_path is not path:
+            headers.append((b"x-envoy-original-path", head.path))
+        ops = dest.request_ops
+        if ops:
+            headers = apply_ops(headers, ops)
+        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
+        render(headers, out)
+        if self.chunked_up:
+            out.append(b"transfer-encoding: chunked\r\n")
+        elif head.content_length >= 0:
+            out.append(b"content-length: %d\r\n" % head.content_length)
+        self.up_prefix = b"".join(out)
+
+    def on_body(self, data: bytes) -> None:
+        if self.done:
+            return
+        buf = self.body_buf
+        if buf is not None:
+            buf.append(data)
+            self.body_size += len(data)
+        attempt = self.attempt
+        if attempt is not None and attempt.conn is not None:
+            attempt.send_body(data)
+            if buf is not None and self.body_size > REPLAY_LIMIT:
+                self.body_buf = None
+        elif buf is None:
+            # Nowhere to send it and nothing kept for a replay.
+            self.local(507, replies.RETRY_BUFFER_EXCEEDED, close=True)
+        elif self.body_size > REPLAY_LIMIT and not self.waiting_bind:
+            self.waiting_bind = True
+            self.ds.pause(4)
+
+    def on_end(self) -> None:
+        self.request_complete = True
+        self.complete_time = self.loop.time()
+        if self.done:
+            return
+        if self.routing:
+            self._arm_route_timer()
+        attempt = self.attempt
+        if attempt is not None and attempt.conn is not None:
+            if self.chunked_up:
+                attempt.conn.transport.write(_CHUNK_END)
+            attempt.arm_per_try_timer()
+
+    def on_upgrade_data(self, rest: bytes) -> None:
+        self.tunnel_rest = rest
+        attempt = self.attempt
+        if attempt is not None and attempt.conn is not None and rest:
+            attempt.conn.transport.write(rest)
+            self.tunnel_rest = b""
+
+    # -- attempts --------------------------------------------------------
+    def _arm_route_timer(self) -> None:
+        timeout = self.route.timeout  # type: ignore[union-attr]
+        if timeout is not None and self.route_timer is None:
+            self.route_timer = self.loop.call_later(timeout, self._route_timed_out)
+
+    def _new_attempt(self, fresh: bool, host: HostState | None = None) -> None:
+        route = self.route
+        assert route is not None
+        if host is None:
+            host = self.cs.choose(self.tried if route.retry.retry_other_hosts else ())
+            if host is None:
+                self.local(503, replies.NO_HEALTHY_UPSTREAM, flags=self._flag("UH"))
+                return
+            self.tries += 1
+        self.tried += (host,)
+        attempt = Attempt(self, host, self.tries, fresh)
+        self.attempt = attempt
+        attempt.start()
+
+    def _retry_later(self) -> None:
+        self.retries_left -= 1
+        self.retried = True
+        number = self.tries  # retries so far + 1
+        delay = backoff(self.route.retry, number, self.state.rng.getrandbits(32))  # type: ignore[union-attr]
+        self.state.counters["retries"] += 1
+        self.backoff_timer = self.loop.call_later(delay, self._after_backoff)
+
+    def _after_backoff(self) -> None:
+        self.backoff_timer = None
+        if not self.done:
+            self._new_attempt(False)
+
+    def attempt_failed(self, attempt: Attempt, reason: str, transport: str | None) -> None:
+        if attempt is not self.attempt or self.done:
+            attempt.release(False)
+            return
+        host = attempt.host
+        reused = attempt.reused and not attempt.got_response
+        attempt.release(False)
+        self.attempt = None
+        if self.response_started:
+            # Too late for a reply: cut the client connection like Envoy does.
+            self.flags = self._flag("UC")
+            self.finish(True)
+            return
+        replayable = self.body_buf is not None
+        if reused and replayable and not self.stale_retry_used and reason == "connection termination":
+            # The pooled connection was closed by the upstream while idle.
+            self.stale_retry_used = True
+            self._new_attempt(True, host)
+            return
+        policy = self.route.retry  # type: ignore[union-attr]
+        if self.retries_left > 0 and replayable and retry_on_reset(policy, reason, True):
+            self._retry_later()
+            return
+        if reason in CONNECT_FAILURES:
+            flag = "UF"
+        elif reason == "protocol error":
+            flag = "UPE"
+        else:
+            flag = "UC"
+        flags = self._flag(flag)
+        if self.retries_left == 0 and policy.attempts and retry_on_reset(policy, reason, True):
+            flags += ",URX"
+        status = 502 if reason == "protocol error" else 503
+        self.local(status, replies.reset_body(reason, transport, self.retried), flags=flags)
+
+    def per_try_timed_out(self, attempt: Attempt) -> None:
+        if attempt is not self.attempt or self.done:
+            return
+        attempt.release(False)
+        self.attempt = None
+        policy = self.route.retry  # type: ignore[union-attr]
+        if self.retries_left > 0 and self.body_buf is not None and retry_on_per_try_timeout(policy):
+            self._retry_later()
+            return
+        self.local(504, replies.UPSTREAM_TIMEOUT, flags=self._flag("UT"))
+
+    def _route_timed_out(self) -> None:
+        self.route_timer = None
+        if self.done:
+            return
+        if self.response_started:
+            self.flags = self._flag("UT")
+            self.finish(True)
+            return
+        self.local(504, replies.UPSTREAM_TIMEOUT, flags=self._flag("UT"))
+
+    # -- response side ---------------------------------------------------
+    def response_head(self, attempt: Attempt, head: Any) -> None:
+        if attempt is not self.attempt or self.done:
+            return
+        status = head.status
+        route = self.route
+        assert route is not None
+        policy = route.retry
+        if policy.retry_on and retry_on_response(policy, status, head.headers):
+            if self.retries_left > 0 and self.body_buf is not None:
+                attempt.release(False)
+                self.attempt = None
+                self._retry_later()
+                return
+            if policy.attempts:
+                self.flags = self._flag("URX")
+        self.response_started = True
+        self.upstream_keep_alive = head.keep_alive
+        self.status = status
+        req = self.head
+        no_body = req.method == b"HEAD" or status == 204 or status == 304 or status < 200
+        out = [replies.status_line(status)]
+        upgrade = status == 101
+        has_date = False
+        headers = []
+        for h in head.headers:
+            name = h[0]
+            if name in RESPONSE_SKIP:
+                if upgrade and (name == b"connection" or name == b"upgrade"):
+                    headers.append(h)
+                continue
+            if name == b"date":
+                has_date = True
+            headers.append(h)
+        if self.request_complete:
+            headers.append(
+                (b"x-envoy-upstream-service-time", b"%d" % int((self.loop.time() - self.complete_time) * 1000))
+            )
+        dest = self.dest
+        assert dest is not None
+        if dest.response_ops:
+            headers = apply_ops(headers, dest.response_ops)
+        render(headers, out)
+        if not has_date:
+            out.append(replies.DATE.line())
+        out.append(self.ds.server_line)
+        cl = head.content_length
+        if no_body:
+            if cl >= 0 and status != 204 and status >= 200:
+                out.append(b"content-length: %d\r\n" % cl)
+        elif cl >= 0:
+            out.append(b"content-length: %d\r\n" % cl)
+        elif req.version == b"1.1":
+            out.append(b"transfer-encoding: chunked\r\n")
+            self.chunked_down = True
+        else:
+            self.close_after = True
+        if req.upgrade and not upgrade:
+            # The client may already be sending tunnel bytes we cannot parse.
+            self.close_after = True
+        if not upgrade:
+            if self.close_after:
+                out.append(b"connection: close\r\n")
+            elif req.version == b"1.0":
+                out.append(b"connection: keep-alive\r\n")
+        out.append(b"\r\n")
+        self.ds.transport.write(b"".join(out))
+
+    def response_complete(self) -> None:
+        if self.done:
+            return
+        self.attempt = None
+        if self.chunked_down:
+            self.ds.transport.write(_CHUNK_END)
+        self.finish(False)
+
+    def upgraded(self) -> None:
+        self.attempt = None
+        self.done = True
+        self._cancel_timers()
+        self.state.observe(self)
+
+    # -- endings ---------------------------------------------------------
+    def local(self, status: int, body: bytes = b"", flags: str = "", close: bool = False) -> None:
+        """Envoy-style local reply (route response ops are not applied)."""
+        if self.done:
+            return
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.release(False)
+        if flags:
+            self.flags = flags
+        self.status = status
+        close = close or self.close_after or not self.request_complete
+        extra = [(b"x-envoy-overloaded", b"true")] if flags.startswith("UO") else None
+        data = replies.local_reply(
+            status, body, self.ds.server, close, extra, head_only=self.head.method == b"HEAD"
+        )
+        self.ds.transport.write(data)
+        self.bytes_sent = len(body)
+        self.finish(close)
+
+    def _cancel_timers(self) -> None:
+        for name in ("route_timer", "backoff_timer", "delay_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
+
+    def finish(self, close: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.route_timer is not None or self.backoff_timer is not None or self.delay_timer is not None:
+            self._cancel_timers()
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.release(False)
+        if self.waiting_bind:
+            self.waiting_bind = False
+            self.ds.resume(4)
+        self.state.observe(self)
+        self.ds.exchange_done(self, close or self.close_after or not self.request_complete)
+
+    def abort_downstream(self) -> None:
+        """The client went away: drop the upstream side without draining it."""
+        if self.done:
+            return
+        self.done = True
+        self.flags = self._flag("DC")
+        self._cancel_timers()
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.release(False)
+        if not self.response_started:
+            self.status = 0
+        self.state.observe(self)

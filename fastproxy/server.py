@@ -1,0 +1,105 @@
+"""Per-worker runtime state: the config in force, the listeners' route tables,
+the cluster states and pools, the open client connections and counters.
+
+A reload builds everything new off to the side and swaps it in with plain
+attribute assignments, so each request sees one whole config: an Exchange
+keeps the records it looked up, so requests in flight finish on the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastproxy import codec, table
+from fastproxy.upstream.balancer import ClusterState, UpstreamManager
+
+if TYPE_CHECKING:
+    from fastproxy.pipeline.downstream import Downstream
+    from fastproxy.pipeline.exchange import Exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_head_bytes: int = 60 * 1024
+    max_headers: int = 100
+    head_timeout: float = 60.0
+    idle_timeout: float = 300.0
+    upstream_idle_timeout: float = 60.0
+    connect_timeout: float = 10.0
+
+
+class ProxyState:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: table.Config,
+        limits: Limits,
+        codec_name: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.loop = loop
+        self.limits = limits
+        self.max_head_bytes = limits.max_head_bytes
+        self.max_headers = limits.max_headers
+        self.head_timeout = limits.head_timeout
+        self.idle_timeout = limits.idle_timeout
+        self.request_parser, response_parser = codec.select(codec_name)
+        self.upstream = UpstreamManager(loop, response_parser, limits.upstream_idle_timeout)
+        # Weighted picks, load balancing and retry jitter; `--seed` makes them repeatable.
+        self.rng = random.Random(seed)
+        self.fault_rng = random.Random(None if seed is None else seed + 1)
+        self.id_rng = random.Random()
+        self.connections: set[Downstream] = set()
+        self.counters: Counter[str] = Counter()
+        self.responses: Counter[tuple[str, str, int, str]] = Counter()
+        self.draining = False
+        self.config: table.Config = config
+        self.listeners: dict[Any, table.Listener] = {}
+        self.clusters: dict[str, ClusterState] = {}
+        self.apply(config, first=True)
+        self._sweeper: Any = None
+
+    def apply(self, config: table.Config, first: bool = False) -> None:
+        listeners: dict[Any, table.Listener] = {"mesh": config.mesh}
+        for server in config.gateways:
+            listeners[server.port] = server.listener
+        clusters = self.upstream.build(config, self.rng)
+        if not first:
+            self.upstream.new_generation()
+        self.config = config
+        self.listeners = listeners
+        self.clusters = clusters
+        self.counters["config_reloads_ok" if not first else "config_loads"] += 1
+
+    def observe(self, ex: Exchange) -> None:
+        """Count one finished request (the observability stage hooks in here)."""
+        dest = ex.dest
+        cluster = dest.cluster_name if dest is not None else "-"
+        self.responses[(ex.ds.listener_key_str, cluster, ex.status, ex.flags or "-")] += 1
+
+    # -- periodic work -----------------------------------------------------
+    def start(self) -> None:
+        self.upstream.start_sweeper()
+        interval = max(0.05, min(1.0, self.head_timeout / 4, self.idle_timeout / 4))
+
+        def sweep() -> None:
+            now = self.loop.time()
+            for conn in list(self.connections):
+                conn.check_deadline(now)
+            self._sweeper = self.loop.call_later(interval, sweep)
+
+        self._sweeper = self.loop.call_later(interval, sweep)
+
+    def begin_drain(self) -> None:
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self.upstream.close()

@@ -1,0 +1,131 @@
+"""One keep-alive HTTP/1.1 connection to an upstream endpoint.
+
+The protocol only moves bytes: response events go straight to the attempt
+that currently owns the connection (pipeline/exchange.py), and write
+backpressure on this socket pauses reading from the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fastproxy.codec import ProtocolError
+
+if TYPE_CHECKING:
+    from fastproxy.upstream.pool import Pool
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "pool",
+        "transport",
+        "parser",
+        "attempt",
+        "generation",
+        "idle_since",
+        "closed",
+        "requests",
+        "tunnel",
+    )
+
+    def __init__(self, pool: Pool, parser_cls: type) -> None:
+        self.pool = pool
+        self.transport: Any = None
+        self.parser = parser_cls(self)
+        # The Attempt (pipeline/exchange.py) reading from this connection, if any.
+        self.attempt: Any = None
+        self.generation = pool.generation
+        self.idle_since = 0.0
+        self.closed = False
+        self.requests = 0
+        # Downstream protocol once an upgrade turned this into a raw tunnel.
+        self.tunnel: Any = None
+
+    # -- asyncio.Protocol ------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.transport.write(data)
+            return
+        try:
+            self.parser.feed(data)
+        except ProtocolError:
+            attempt = self.attempt
+            self.abort()
+            if attempt is not None:
+                attempt.on_upstream_failure("protocol error", None)
+
+    def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            if self.tunnel.transport.can_write_eof():
+                self.tunnel.transport.write_eof()
+            return True
+        try:
+            self.parser.feed_eof()
+        except ProtocolError:
+            pass
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        tunnel = self.tunnel
+        if tunnel is not None:
+            self.tunnel = None
+            tunnel.transport.close()
+            return
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.on_upstream_failure("connection termination", None)
+        else:
+            self.pool.discard(self)
+
+    def pause_writing(self) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.ex.ds.pause(2)
+        elif self.tunnel is not None:
+            self.tunnel.pause(2)
+
+    def resume_writing(self) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.ex.ds.resume(2)
+        elif self.tunnel is not None:
+            self.tunnel.resume(2)
+
+    # -- response sink (codec) --------------------------------------------
+    def on_response_head(self, head: Any) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.on_response_head(head)
+
+    def on_response_body(self, data: bytes) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.on_response_body(data)
+
+    def on_response_end(self) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.on_response_end(self)
+
+    def on_upgrade(self, rest: bytes) -> None:
+        attempt = self.attempt
+        if attempt is not None:
+            self.attempt = None
+            attempt.on_upgraded(self, rest)
+
+    # -- control ----------------------------------------------------------
+    def abort(self) -> None:
+        """Drop the connection without draining (never reused)."""
+        self.attempt = None
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+        self.pool.discard(self)

@@ -1,0 +1,125 @@
+"""Startup, SIGHUP reload, SIGTERM drain and --workers, as a user sees them."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from support import Proxy, Upstream, free_port, request, service_entry, wait_until
+
+
+def vs(host: str, header_value: str) -> str:
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: tag}}
+spec:
+  hosts: [{host}]
+  http:
+  - headers:
+      response:
+        set: {{x-config: "{header_value}"}}
+    route:
+    - destination: {{host: {host}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with Upstream("up") as up:
+        yield up
+
+
+def test_sighup_reload_applies_new_config_and_rejects_a_bad_one(upstream, tmp_path):
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    with Proxy(tmp_path, se + "---\n" + vs("app", "one")) as proxy:
+        assert request(proxy.port, "/", host="app").header("x-config") == "one"
+        proxy.config_path.write_text(se + "---\n" + vs("app", "two"))
+        proxy.signal(signal.SIGHUP)
+        wait_until(lambda: request(proxy.port, "/", host="app").header("x-config") == "two", timeout=5)
+        # A broken config is rejected with `check`'s lines and the old one keeps serving.
+        proxy.config_path.write_text(se + "---\n" + vs("app", "three").replace("hosts:", "hostz:"))
+        proxy.signal(signal.SIGHUP)
+        wait_until(lambda: "reload rejected" in proxy.stderr(), timeout=5)
+        assert "hostz" in proxy.stderr()
+        assert request(proxy.port, "/", host="app").header("x-config") == "two"
+
+
+def test_sigterm_lets_in_flight_requests_finish(upstream, tmp_path):
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    proxy = Proxy(tmp_path, se).start()
+    result = {}
+
+    def slow() -> None:
+        result["r"] = request(proxy.port, "/delay/0.7", host="app")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: any(r["path"] == "/delay/0.7" for r in upstream.requests))
+    proxy.signal(signal.SIGTERM)
+    t.join(10)
+    assert result["r"].status == 200
+    assert proxy.stop() == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
+
+
+def test_startup_failures_are_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 5}\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "fastproxy", "run", "-c", str(bad), "--listen", f"127.0.0.1:{free_port()}",
+         "--admin", f"127.0.0.1:{free_port()}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )
+    assert run.returncode == 1
+    assert "bad.yaml:4" in run.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        good = tmp_path / "good.yaml"
+        good.write_text(service_entry("app", 80, []))
+        admin = free_port()
+        run = subprocess.run(
+            [sys.executable, "-m", "fastproxy", "run", "-c", str(good), "--listen", f"127.0.0.1:{port}",
+             "--admin", f"127.0.0.1:{admin}"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        )
+        assert run.returncode == 1
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], run.stderr
+        # Nothing left listening: the admin port is free again.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", admin))
+
+
+def test_workers_share_the_port_and_admin_reports_ready(upstream, tmp_path):
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    with Proxy(tmp_path, se, "--workers", "2") as proxy:
+        for _ in range(20):
+            assert request(proxy.port, "/", host="app").status == 200
+        assert b"LIVE" in proxy.admin("/ready")
+        wait_until(lambda: b'response_code="200"' in proxy.admin("/stats/prometheus"), timeout=5)
+        proxy.config_path.write_text(se + "---\n" + vs("app", "w"))
+        proxy.signal(signal.SIGHUP)
+        wait_until(
+            lambda: all(request(proxy.port, "/", host="app").header("x-config") == "w" for _ in range(6)), timeout=10
+        )
+    assert proxy.proc.returncode == 0
+
+
+def test_admin_endpoints(upstream, tmp_path):
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    with Proxy(tmp_path, se + "---\n" + vs("app", "a")) as proxy:
+        assert proxy.admin("/ready") .startswith(b"LIVE")
+        import json
+
+        dump = json.loads(proxy.admin("/config_dump"))
+        assert isinstance(dump, dict) and dump
+        routes = proxy.admin("/routes").decode()
+        assert "NAME" in routes and "VIRTUAL SERVICE" in routes and "tag.default" in routes
