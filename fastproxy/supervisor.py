@@ -272,7 +272,10 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
         except OSError:
             data = b""
         if not data:
+            # The worker's end of the pipe closed: it exited (or is about to).
             loop.remove_reader(fd)
+            os.close(fd)
+            loop.create_task(collect(pid))
             return
         buf = buffers.get(pid, b"") + data
         *lines, buffers[pid] = buf.split(b"\n")
@@ -317,21 +320,13 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    def reap() -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            exited.put_nowait((pid, os.waitstatus_to_exitcode(status)))
+    async def collect(pid: int) -> None:
+        _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+        exited.put_nowait((pid, os.waitstatus_to_exitcode(status)))
 
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
     loop.add_signal_handler(signal.SIGTERM, forward_stop)
     loop.add_signal_handler(signal.SIGINT, forward_stop)
-    loop.add_signal_handler(signal.SIGCHLD, reap)
-    reap()
     worst = 0
     remaining = set(children)
     while remaining:

@@ -71,6 +71,7 @@ class Upstream:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        self.loop.close()
 
     async def _start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -183,13 +184,14 @@ def service_entry(
 ) -> str:
     """YAML for a ServiceEntry standing in for a Kubernetes Service."""
     eps = "".join(
-        f"  - address: 127.0.0.1\n    ports: {{http: {p}}}\n    labels: {json.dumps(labels)}\n" for p, labels in endpoints
+        f"  - address: 127.0.0.1\n    ports: {{http: {p}}}\n    labels: {json.dumps(labels)}\n"
+        for p, labels in endpoints
     )
     return (
         f"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: {namespace}}}\n"
         f"spec:\n  hosts: [{name}.{namespace}.svc.cluster.local]\n  location: MESH_INTERNAL\n"
         f"  resolution: STATIC\n  ports:\n  - {{number: {port}, name: http, protocol: HTTP}}\n"
-        f"  endpoints:\n{eps if endpoints else '  []'}\n"
+        + (f"  endpoints:\n{eps}\n" if endpoints else "  endpoints: []\n")
     )
 
 

@@ -84,6 +84,16 @@ def split_authority(authority: bytes | None, default_port: int) -> tuple[bytes |
     return authority[:colon].lower(), int(port)
 
 
+_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
+def _nominated(value: bytes, seen: frozenset[bytes] | None) -> frozenset[bytes] | None:
+    names = {t.strip().lower() for t in value.split(b",")} - _CONNECTION_OPTIONS - {b""}
+    if not names:
+        return seen
+    return frozenset(names) | seen if seen else frozenset(names)
+
+
 def _request_id(bits: int) -> bytes:
     # A UUID version 4 (RFC 4122) from 128 random bits.
     bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
@@ -462,6 +472,7 @@ class Exchange:
         has_xfp = has_rid = False
         xff = None
         upgrade = None
+        nominated: frozenset[bytes] | None = None
         action_of = _HEADER_ACTION.get
         for h in head.headers:
             action = action_of(h[0])
@@ -469,8 +480,10 @@ class Exchange:
                 if gateway and h[0].startswith(b"x-envoy-"):
                     continue
                 headers.append(h)
-            elif action in (_SKIP, _CONNECTION):
+            elif action == _SKIP:
                 continue
+            elif action == _CONNECTION:
+                nominated = _nominated(h[1], nominated)
             elif action == _XFP:
                 if not gateway:
                     has_xfp = True
@@ -485,6 +498,9 @@ class Exchange:
                     headers.append(h)
             elif action == _UPGRADE:
                 upgrade = h[1]
+        if nominated:
+            # Headers the client's Connection header declared hop-by-hop.
+            headers = [h for h in headers if h[0] not in nominated]
         if head.upgrade and upgrade is not None:
             headers.append((b"connection", b"upgrade"))
             headers.append((b"upgrade", upgrade))
