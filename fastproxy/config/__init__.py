@@ -14,7 +14,7 @@ from typing import Any
 
 from fastproxy import table
 from fastproxy.config.compile import compile_model
-from fastproxy.config.loader import load_documents
+from fastproxy.config.loader import Document, load_documents, load_text
 from fastproxy.config.routes_view import render_routes
 from fastproxy.config.validate import validate_documents
 from fastproxy.errors import ConfigError
@@ -37,11 +37,27 @@ def load(paths: Sequence[str]) -> LoadResult:
     """Reads, validates and compiles every file; never raises for bad input."""
     problems: list[str] = []
     docs = load_documents(paths, problems)
+    return _finish(docs, problems)
+
+
+def loads(*files: tuple[str, str]) -> LoadResult:
+    """Like load(), from in-memory (name, text) pairs: for tests and generated configs."""
+    problems: list[str] = []
+    docs: list[Document] = []
+    for name, text in files:
+        docs.extend(load_text(text, name, problems))
+    return _finish(docs, problems)
+
+
+def _finish(docs: list[Document], problems: list[str]) -> LoadResult:
     model, found, warnings = validate_documents(docs)
     problems.extend(found)
     if problems:
         return LoadResult(None, _in_file_order(problems, model.sources), warnings)
-    config, compile_warnings = compile_model(model)
+    try:
+        config, compile_warnings = compile_model(model)
+    except Exception as exc:  # a compiler bug must not take the CLI or a reload down with a traceback
+        return LoadResult(None, [f"internal error while compiling the configuration: {exc!r}"], warnings)
     return LoadResult(config, [], warnings + compile_warnings)
 
 
@@ -65,4 +81,4 @@ def dump(config: table.Config) -> dict[str, Any]:
     return config.dump
 
 
-__all__ = ["ConfigError", "LoadResult", "dump", "load", "render_routes"]
+__all__ = ["ConfigError", "LoadResult", "dump", "load", "loads", "render_routes"]

@@ -181,9 +181,7 @@ def _compile_ops(ops: m.HeaderOperations | None) -> _Ops:
             pairs.append((_b(low), _literal(value)))
         pairs.sort(key=lambda kv: kv[0])
         setattr(out, which, tuple(pairs))
-    out.remove = tuple(
-        _b(k.lower()) for k in ops.remove or [] if not k.startswith(":") and k.lower() != "host"
-    )
+    out.remove = tuple(_b(k.lower()) for k in ops.remove or [] if not k.startswith(":") and k.lower() != "host")
     return out
 
 
@@ -271,8 +269,7 @@ class Compiler:
                     self.warn(
                         res,
                         "spec.hosts",
-                        f'host "{host}" is already defined by {first.ident} '
-                        f"({first.file}:{first.line}); ignored here",
+                        f'host "{host}" is already defined by {first.ident} ({first.file}:{first.line}); ignored here',
                     )
                     continue
                 endpoints = raw
@@ -516,9 +513,7 @@ class Compiler:
     ) -> table.Mirror:
         cname, cluster = self._dest_cluster(dest, ns, listener_port)
         return table.Mirror(
-            destination=table.Destination(
-                cluster_name=cname, cluster=cluster, request_ops=ops, authority=authority
-            ),
+            destination=table.Destination(cluster_name=cname, cluster=cluster, request_ops=ops, authority=authority),
             ppm=min(ppm, 1_000_000),
         )
 
@@ -577,9 +572,7 @@ class Compiler:
         return table.RouteEntry(match=table.MatchSpec(), route=route)
 
     def _build_mesh(self) -> table.Listener:
-        mesh_vs = [
-            vs for vs in self.model.virtual_services if not vs.spec.gateways or MESH in vs.spec.gateways
-        ]
+        mesh_vs = [vs for vs in self.model.virtual_services if not vs.spec.gateways or MESH in vs.spec.gateways]
         exact_owner: dict[str, m.Resource] = {}
         wildcards: list[tuple[str, m.Resource]] = []
         for vs in mesh_vs:
@@ -605,9 +598,7 @@ class Compiler:
             if owner is None:
                 covering = [(w, vs) for w, vs in wildcards if wildcard_covers(w, svc.host)]
                 if covering:
-                    owner = max(covering, key=lambda wv: len(wv[0]))[
-                        1
-                    ]  # most specific; max keeps the oldest tie
+                    owner = max(covering, key=lambda wv: len(wv[0]))[1]  # most specific; max keeps the oldest tie
             for port in svc.http_ports:
                 number = port.number or 0
                 entries: list[table.RouteEntry] = []
@@ -615,9 +606,7 @@ class Compiler:
                     entries = [e for e, _ in self.vs_entries(owner, number, None, "default")]
                 if not entries:
                     entries = [self._default_route(svc, number)]
-                vhosts.append(
-                    _vhost(f"{svc.host}:{number}", mesh_domains(svc.host, svc.addresses), number, entries)
-                )
+                vhosts.append(_vhost(f"{svc.host}:{number}", mesh_domains(svc.host, svc.addresses), number, entries))
 
         # VirtualService hosts outside the registry only get a port-80 vhost (Istio's "hack").
         for host, vs in list(exact_owner.items()) + wildcards:
@@ -698,9 +687,7 @@ def _gateway_key(name: str, vs_namespace: str) -> str:
     return name if "/" in name else f"{vs_namespace}/{name}"
 
 
-def _vhost(
-    name: str, domains: tuple[str, ...], port: int, entries: list[table.RouteEntry]
-) -> table.VirtualHost:
+def _vhost(name: str, domains: tuple[str, ...], port: int, entries: list[table.RouteEntry]) -> table.VirtualHost:
     return table.VirtualHost(
         name=name,
         domains=domains,
@@ -710,9 +697,7 @@ def _vhost(
     )
 
 
-def _listener(
-    name: str, kind: int, port: int, vhosts: list[table.VirtualHost], *, mesh: bool
-) -> table.Listener:
+def _listener(name: str, kind: int, port: int, vhosts: list[table.VirtualHost], *, mesh: bool) -> table.Listener:
     exact: dict[tuple[bytes, int], table.VirtualHost] = {}
     suffixes: list[tuple[bytes, int, table.VirtualHost]] = []
     prefixes: list[tuple[bytes, int, table.VirtualHost]] = []
@@ -757,9 +742,7 @@ def _match_spec(block: m.HTTPMatchRequest | None) -> table.MatchSpec:
         return table.MatchSpec()
     ignore = bool(block.ignore_uri_case)
 
-    def named(
-        entries: dict[str, m.StringMatch] | None, lower: bool
-    ) -> tuple[tuple[bytes, table.StringMatch], ...]:
+    def named(entries: dict[str, m.StringMatch] | None, lower: bool) -> tuple[tuple[bytes, table.StringMatch], ...]:
         return tuple((_b(k.lower() if lower else k), _string_match(v)) for k, v in (entries or {}).items())
 
     return table.MatchSpec(
@@ -983,17 +966,11 @@ def _outlier(od: m.OutlierDetection | None) -> table.OutlierPolicy | None:
         return None
     d = table.OutlierPolicy()
     return table.OutlierPolicy(
-        consecutive_5xx=od.consecutive_5xx_errors
-        if od.consecutive_5xx_errors is not None
-        else d.consecutive_5xx,
+        consecutive_5xx=od.consecutive_5xx_errors if od.consecutive_5xx_errors is not None else d.consecutive_5xx,
         consecutive_gateway=od.consecutive_gateway_errors or 0,
         interval=od.interval if od.interval is not None else d.interval,
-        base_ejection_time=od.base_ejection_time
-        if od.base_ejection_time is not None
-        else d.base_ejection_time,
-        max_ejection_percent=od.max_ejection_percent
-        if od.max_ejection_percent is not None
-        else d.max_ejection_percent,
+        base_ejection_time=od.base_ejection_time if od.base_ejection_time is not None else d.base_ejection_time,
+        max_ejection_percent=od.max_ejection_percent if od.max_ejection_percent is not None else d.max_ejection_percent,
         min_health_percent=od.min_health_percent or 0,
     )
 

@@ -77,9 +77,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 # Merge keys hide where a field came from; Kubernetes rejects them too.
-                self._problems.append(
-                    f"{self._file}:{_line(key_node)}: YAML merge keys (<<) are not supported"
-                )
+                self._problems.append(f"{self._file}:{_line(key_node)}: YAML merge keys (<<) are not supported")
                 continue
             key = self.build(key_node, depth + 1)
             if isinstance(key, (list, dict)):
@@ -87,8 +85,7 @@ class _Builder:
                 continue
             if key in out:
                 self._problems.append(
-                    f"{self._file}:{_line(key_node)}: duplicate key {key!r} "
-                    f"(first on line {out.key_lines[key]})"
+                    f"{self._file}:{_line(key_node)}: duplicate key {key!r} (first on line {out.key_lines[key]})"
                 )
                 continue
             out[key] = self.build(value_node, depth + 1)

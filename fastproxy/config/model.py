@@ -261,9 +261,7 @@ class ConsistentHashLB(Node):
 
 @dataclass(slots=True, kw_only=True)
 class LoadBalancerSettings(Node):
-    simple: (
-        Literal["UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"] | None
-    ) = None
+    simple: Literal["UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"] | None = None
     consistent_hash: ConsistentHashLB | None = None
     locality_lb_setting: Any = None  # accepted; locality LB is not modelled
     warmup_duration_secs: Duration | None = None

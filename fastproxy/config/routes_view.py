@@ -123,11 +123,7 @@ def _jsonable(value: Any) -> Any:
         out["retry_on"] = [name for name, bit in table.RETRY_ON_NAMES.items() if value.retry_on & bit]
         return out
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name != "matcher"
-        }
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "matcher"}
     if isinstance(value, (bytes, bytearray)):
         return _text(bytes(value))
     if isinstance(value, re.Pattern):

@@ -45,7 +45,7 @@ class Ctx:
 
     def at(self, node: m.Node, name: str, message: str) -> None:
         """A problem with field `name` of `node` (its own line when it has one)."""
-        path = f"{node._path}.{name}" if name else node._path
+        path = f"{node._path}.{_camel(name)}" if name else node._path
         self.add(node.line_of(name) if name else node._line, path, message)
 
     def warn(self, line: int, path: str, message: str) -> None:
@@ -68,11 +68,7 @@ def _fields(cls: type) -> list[tuple[str, str, Any]]:
     got = _FIELDS.get(cls)
     if got is None:
         hints = typing.get_type_hints(cls, globalns=vars(m))
-        got = [
-            (f.name, _camel(f.name), hints[f.name])
-            for f in dataclasses.fields(cls)
-            if not f.name.startswith("_")
-        ]
+        got = [(f.name, _camel(f.name), hints[f.name]) for f in dataclasses.fields(cls) if not f.name.startswith("_")]
         _FIELDS[cls] = got
     return got
 
@@ -224,7 +220,7 @@ def convert(ctx: Ctx, tp: Any, value: Any, path: str, line: int) -> Any:
                 ctx.add(kline, path, f'unknown field "{key}"')
                 continue
             attr, ftp = spec
-            lines[attr] = kline
+            lines[attr] = lines[key] = kline  # so checks may name a field either way
             kwargs[attr] = convert(ctx, ftp, item, f"{path}.{key}", kline)
         obj = tp(**kwargs)
         obj._path = path
@@ -297,9 +293,7 @@ def _resource(
         return None
     if not isinstance(api, str) or not api:
         line = data.key_lines.get("apiVersion", data.line)
-        ctx.add(
-            line, "apiVersion", "required field missing" if api is None else "expected a non-empty string"
-        )
+        ctx.add(line, "apiVersion", "required field missing" if api is None else "expected a non-empty string")
         return None
     group = api.split("/", 1)[0] if "/" in api else ""
     if group != "networking.istio.io" or kind not in m.SPEC_TYPES:
@@ -331,14 +325,10 @@ def _resource(
                 "required field missing" if name is None else "expected a non-empty string",
             )
         elif not _DNS1123_SUBDOMAIN.match(name):
-            ctx.add(
-                klines.get("name", mline), "metadata.name", f'invalid name "{name}" (must be a DNS-1123 name)'
-            )
+            ctx.add(klines.get("name", mline), "metadata.name", f'invalid name "{name}" (must be a DNS-1123 name)')
         if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
             ctx.add(klines.get("namespace", mline), "metadata.namespace", f"invalid namespace {namespace!r}")
-        got = convert(
-            ctx, dict[str, str] | None, meta.get("labels"), "metadata.labels", klines.get("labels", mline)
-        )
+        got = convert(ctx, dict[str, str] | None, meta.get("labels"), "metadata.labels", klines.get("labels", mline))
         labels = got or {}
         convert(
             ctx,
@@ -518,9 +508,7 @@ def _check_headers(ctx: Ctx, headers: m.Headers | None) -> None:
         _check_header_ops(ctx, headers.response)
 
 
-def _check_authority_once(
-    ctx: Ctx, node: m.Node, rewrite_authority: str | None, headers: m.Headers | None
-) -> None:
+def _check_authority_once(ctx: Ctx, node: m.Node, rewrite_authority: str | None, headers: m.Headers | None) -> None:
     current = rewrite_authority or ""
     req = headers.request if headers is not None else None
     if req is None:
@@ -532,8 +520,7 @@ def _check_authority_once(
                     ctx.at(
                         req,
                         which,
-                        f'authority header cannot be set multiple times: have "{current}", '
-                        f'attempting to set "{value}"',
+                        f'authority header cannot be set multiple times: have "{current}", attempting to set "{value}"',
                     )
                 current = value
 
@@ -611,7 +598,7 @@ def _check_http_route(ctx: Ctx, rule: m.HTTPRoute) -> None:
         _check_headers(ctx, rd.headers)
         _check_authority_once(ctx, rd, None, rd.headers)
         del i
-    if len(dests) > 1 and sum(max(rd.weight or 0, 0) for rd in dests) == 0:
+    if len(dests) > 1 and all((rd.weight or 0) >= 0 for rd in dests) and sum(rd.weight or 0 for rd in dests) == 0:
         ctx.at(rule, "route", "total destination weight = 0")
     _check_headers(ctx, rule.headers)
     _check_authority_once(ctx, rule, rule.rewrite.authority if rule.rewrite else None, rule.headers)
@@ -884,9 +871,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _check_workload(
-    ctx: Ctx, we: m.WorkloadEntrySpec, resolution: str | None, port_names: set[str] | None
-) -> None:
+def _check_workload(ctx: Ctx, we: m.WorkloadEntrySpec, resolution: str | None, port_names: set[str] | None) -> None:
     if not we.address and not we.network:
         ctx.at(we, "address", "address is required")
     elif (
@@ -896,9 +881,7 @@ def _check_workload(
         and not _is_ip(we.address)
         and not we.address.startswith("unix://")
     ):
-        ctx.at(
-            we, "address", f'endpoint address "{we.address}" is not a valid IP address (resolution STATIC)'
-        )
+        ctx.at(we, "address", f'endpoint address "{we.address}" is not a valid IP address (resolution STATIC)')
     for pname, pnum in (we.ports or {}).items():
         if not 1 <= pnum <= 65535:
             ctx.add(
@@ -946,11 +929,7 @@ def _check_service_entry(ctx: Ctx, spec: m.ServiceEntrySpec, namespace: str) -> 
         ctx.at(spec, "workloadSelector", "only one of endpoints or workloadSelector may be set")
     if spec.resolution == "NONE" and spec.endpoints:
         ctx.at(spec, "endpoints", "no endpoints should be provided for resolution type NONE")
-    if (
-        spec.resolution in ("STATIC", None)
-        and spec.endpoints is not None
-        and any(h.startswith("*") for h in hosts)
-    ):
+    if spec.resolution in ("STATIC", None) and spec.endpoints is not None and any(h.startswith("*") for h in hosts):
         pass  # allowed: wildcard hosts with fixed endpoints
     for we in spec.endpoints or []:
         _check_workload(ctx, we, spec.resolution or "NONE", names)
