@@ -32,7 +32,8 @@ __all__ = ["main"]
 
 READY_TIMEOUT = 20.0  # first start may include importing a cold install
 RELOAD_TIMEOUT = 3.0
-STOP_TIMEOUT = 12.0  # a little over the proxy's default 10 s drain
+STOP_TIMEOUT = 12.0
+TRAFFIC_USER_AGENT = "curl/8.0 (fastproxy demo --traffic)"  # a little over the proxy's default 10 s drain
 
 
 class DemoError(Exception):
@@ -318,16 +319,17 @@ class Demo:
             probe = probes[turn % len(probes)]
             turn += 1
             label = _probe_label(probe)
+            headers = [("User-Agent", TRAFFIC_USER_AGENT), *probe.headers]
             try:
                 if probe.via == "gateway":
                     resp = await client.request(
-                        *GATEWAY, probe.path, headers=[("Host", GATEWAY_HOST), *probe.headers], timeout=30
+                        *GATEWAY, probe.path, headers=[("Host", GATEWAY_HOST), *headers], timeout=30
                     )
                 else:
                     resp = await client.request(
                         *MESH,
                         f"http://{probe.authority}{probe.path}",
-                        headers=list(probe.headers),
+                        headers=headers,
                         timeout=30,
                     )
                 print(f"{label}  {_answer_line(resp)}", flush=True)
