@@ -57,7 +57,8 @@ class StandInMesh:
 def answer(status: str, body: bytes, extra: str = "") -> bytes:
     return (
         f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"
-        f"content-type: text/plain\r\n{extra}\r\n".encode() + body
+        f"content-type: text/plain\r\n{extra}\r\n".encode()
+        + body
     )
 
 
@@ -271,8 +272,18 @@ def test_frontend_without_mesh_listener_answers_a_clear_502():
 
 def test_single_app_command_line():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastproxy.demo.apps", "demoapp", "--version", "v1.1", "--port", "0",
-         "--name", "demoappv11-3"],
+        [
+            sys.executable,
+            "-m",
+            "fastproxy.demo.apps",
+            "demoapp",
+            "--version",
+            "v1.1",
+            "--port",
+            "0",
+            "--name",
+            "demoappv11-3",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
