@@ -656,7 +656,7 @@ def _check_http_route(ctx: Ctx, rule: m.HTTPRoute) -> None:
                 check_regex(ctx, rr, "match", rr.match)
             if rr.rewrite is None:
                 ctx.at(rr, "rewrite", "required field missing")
-            elif re.search(r"\\(?![0-9\\])", rr.rewrite):
+            elif not re.fullmatch(r"(?:[^\\]|\\[0-9\\])*", rr.rewrite):
                 ctx.at(rr, "rewrite", "only \\0..\\9 and \\\\ escapes are allowed in a regex rewrite")
 
     rt = rule.retries

@@ -142,7 +142,8 @@ def test_zero_total_weight_with_two_destinations() -> None:
             'spec.http[0].corsPolicy.allowMethods[0]: "FETCH" is not a valid HTTP method',
         ),
         (
-            "  - route: [{destination: {host: a}}]\n    rewrite: {uriRegexRewrite: {match: '^/(.*)', rewrite: '/\\q'}}\n",
+            "  - route: [{destination: {host: a}}]\n"
+            "    rewrite: {uriRegexRewrite: {match: '^/(.*)', rewrite: '/\\q'}}\n",
             "spec.http[0].rewrite.uriRegexRewrite.rewrite: only \\0..\\9 and \\\\ escapes are allowed in a regex "
             "rewrite",
         ),
@@ -287,8 +288,14 @@ extra: 1
     ]
 
 
+GW = (
+    "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {meta}\nspec:\n"
+    "  servers: [{{port: {{number: 80, protocol: HTTP}}, hosts: ['*']}}]\n"
+)
+
+
 def test_duplicate_resource_names_the_first_place() -> None:
-    gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers: [{port: {number: 80, protocol: HTTP}, hosts: ['*']}]\n"
+    gw = GW.format(meta="{name: g}")
     result = loads(("a.yaml", gw), ("b.yaml", "---\n" + gw))
     assert result.problems == [
         "b.yaml:2: Gateway default/g: metadata.name: duplicate Gateway default/g (first defined at a.yaml:1)"
@@ -296,7 +303,7 @@ def test_duplicate_resource_names_the_first_place() -> None:
 
 
 def test_same_name_in_another_namespace_is_fine() -> None:
-    gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: %s}\nspec:\n  servers: [{port: {number: 80, protocol: HTTP}, hosts: ['*']}]\n"
+    gw = GW.format(meta="{name: g, namespace: %s}")
     assert loads(("a.yaml", gw % "a"), ("b.yaml", gw % "b")).problems == []
 
 
