@@ -77,6 +77,8 @@ class Downstream(asyncio.Protocol):
         "tunnel",
         "received",
         "listener_key_str",
+        "feeding",
+        "deferred",
     )
 
     def __init__(self, state: ProxyState, listener_name: Any, mesh: bool) -> None:
@@ -103,6 +105,11 @@ class Downstream(asyncio.Protocol):
         self.advancing = False
         self.tunnel: UpstreamConnection | None = None
         self.received = False
+        # While the codec is parsing one chunk, a new request is only set up;
+        # it starts once the whole chunk parsed cleanly, so a request whose
+        # body is malformed in the same packet never reaches an upstream.
+        self.feeding = False
+        self.deferred: Exchange | None = None
 
     def listener(self) -> Listener | None:
         # None once a reload removed this gateway port: requests get 404.
@@ -131,10 +138,18 @@ class Downstream(asyncio.Protocol):
             self.phase = _HEAD
             self.deadline = self.loop.time() + self.state.head_timeout
         self.received = True
+        self.feeding = True
         try:
             parser.feed(data)
         except ProtocolError as err:
+            self.feeding = False
             self.protocol_error(err)
+            return
+        self.feeding = False
+        ex = self.deferred
+        if ex is not None:
+            self.deferred = None
+            ex.begin()
 
     def eof_received(self) -> bool:
         tunnel = self.tunnel
@@ -199,7 +214,10 @@ class Downstream(asyncio.Protocol):
             ex = Exchange(self, head)
             self.current = ex
             self.rx = ex
-            ex.begin()
+            if self.feeding:
+                self.deferred = ex
+            else:
+                ex.begin()
         else:
             pending = Pending(head)
             self.queue.append(pending)
@@ -261,6 +279,24 @@ class Downstream(asyncio.Protocol):
 
     def protocol_error(self, err: ProtocolError) -> None:
         self.parser = None
+        ex = self.deferred
+        if ex is not None:
+            self.deferred = None
+            if ex.request_complete:
+                ex.begin()
+            else:
+                # Its body was malformed in the very packet that carried its head.
+                self.current = None
+                ex.done = True
+        current = self.current
+        if current is not None and self.rx is current and not current.request_complete:
+            # The request in flight has a malformed body: abandon its upstream side.
+            started = current.response_started
+            current.abort_downstream()
+            self.current = None
+            if started:
+                self.close()
+                return
         if self.current is None and not self.queue:
             self._reply_error(err)
         else:
