@@ -48,20 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     config_arg(check)
     routes = sub.add_parser("routes", help="print the compiled route table")
     config_arg(routes)
-    demo = sub.add_parser("demo", help="run the seed tutorial's scenario on this machine", add_help=False)
-    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("demo", help="run the seed tutorial's scenario on this machine (see `fastproxy demo --help`)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        # The demo parses its own options (--section, --traffic, --check, --help).
+        from fastproxy.demo.runner import main as demo_main
+
+        return demo_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
         return 2
-    if args.command == "demo":
-        from fastproxy.demo.runner import main as demo_main
-
-        return demo_main(args.rest)
 
     from fastproxy.supervisor import RunOptions, err, load_or_report, parse_hostport
 

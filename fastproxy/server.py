@@ -57,6 +57,8 @@ class ProxyState:
         self.counters: Counter[str] = Counter()
         self.responses: Counter[tuple[str, str, int, str]] = Counter()
         self.draining = False
+        self.mirrors_in_flight = 0
+        self.max_mirrors_in_flight = 256
         self.config: table.Config = config
         self.listeners: dict[Any, table.Listener] = {}
         self.clusters: dict[str, ClusterState] = {}

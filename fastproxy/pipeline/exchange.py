@@ -14,6 +14,7 @@ from fastproxy import table
 from fastproxy.matcher import pick
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
+from fastproxy.pipeline.mirror import send_mirrors
 from fastproxy.pipeline.retry import (
     CONNECT_FAILURES,
     backoff,
@@ -216,6 +217,13 @@ class Attempt:
             self.host = None  # type: ignore[assignment]
 
     # -- from the upstream connection ------------------------------------
+    def pause_source(self) -> None:
+        # The upstream socket is full: stop reading the request from the client.
+        self.ex.ds.pause(2)
+
+    def resume_source(self) -> None:
+        self.ex.ds.resume(2)
+
     def on_upstream_failure(self, reason: str, transport: str | None) -> None:
         self.ex.attempt_failed(self, reason, transport)
 
@@ -414,6 +422,8 @@ class Exchange:
         self.routing = True
         if self.request_complete:
             self._arm_route_timer()
+            if route.mirrors:
+                self._mirror()
         self._new_attempt(False)
 
     def _flag(self, flag: str) -> str:
@@ -550,6 +560,8 @@ class Exchange:
             return
         if self.routing:
             self._arm_route_timer()
+            if self.route.mirrors:  # type: ignore[union-attr]
+                self._mirror()
         attempt = self.attempt
         if attempt is not None and attempt.conn is not None:
             if self.chunked_up:
@@ -562,6 +574,20 @@ class Exchange:
         if attempt is not None and attempt.conn is not None and rest:
             attempt.conn.transport.write(rest)
             self.tunnel_rest = b""
+
+    def _mirror(self) -> None:
+        chunks = self.body_buf
+        if chunks is None:
+            return  # the body outgrew the replay buffer: Envoy does not mirror it either
+        out = [self.up_prefix, b"x-envoy-attempt-count: 1\r\n\r\n"]
+        if self.chunked_up:
+            for chunk in chunks:
+                out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            out.append(_CHUNK_END)
+        else:
+            out.extend(chunks)
+        route = self.route
+        send_mirrors(self.state, route.mirrors, b"".join(out), route.timeout)  # type: ignore[union-attr]
 
     # -- attempts --------------------------------------------------------
     def _arm_route_timer(self) -> None:

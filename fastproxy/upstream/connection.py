@@ -86,14 +86,14 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         attempt = self.attempt
         if attempt is not None:
-            attempt.ex.ds.pause(2)
+            attempt.pause_source()
         elif self.tunnel is not None:
             self.tunnel.pause(2)
 
     def resume_writing(self) -> None:
         attempt = self.attempt
         if attempt is not None:
-            attempt.ex.ds.resume(2)
+            attempt.resume_source()
         elif self.tunnel is not None:
             self.tunnel.resume(2)
 
