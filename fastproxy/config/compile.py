@@ -126,7 +126,13 @@ class Service:
 
 
 def _telemetry(labels: dict[str, str], workload_name: str | None) -> tuple[str, str, str]:
-    """app, version, workload from labels; see the module docstring of routes_view for the rule."""
+    """Telemetry identity of an endpoint, from its labels.
+
+    app: `app`, else `app.kubernetes.io/name`, else "unknown"; version: `version`, else
+    `app.kubernetes.io/version`, else "unknown"; workload: label `workload`, else the
+    WorkloadEntry's name, else app + version with non-alphanumerics dropped (the seed's
+    Deployment names: demoapp + v1.0 -> demoappv10), else app.
+    """
     app = labels.get("app") or labels.get("app.kubernetes.io/name") or "unknown"
     version = labels.get("version") or labels.get("app.kubernetes.io/version") or "unknown"
     if labels.get("workload"):
