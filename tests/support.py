@@ -44,7 +44,7 @@ class Upstream:
     Default reply: 200 with a JSON echo of the request.  Paths steer it:
     /status/N, /delay/SECONDS, /chunked, /close-delimited, /reset (close
     before any response byte), /garbage (malformed response), /big/N (N bytes),
-    /head-check.  Every request is recorded in `.requests`.
+    /head-check; a request header `x-delay: SECONDS` delays any answer.  Every request is recorded in `.requests`.
     """
 
     def __init__(self, name: str = "up") -> None:
@@ -67,6 +67,10 @@ class Upstream:
         async def stop() -> None:
             assert self.server is not None
             self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -146,6 +150,8 @@ class Upstream:
                     return
                 if parts[0] == "delay":
                     await asyncio.sleep(float(parts[1]))
+                if "x-delay" in hmap:
+                    await asyncio.sleep(float(hmap["x-delay"]))
                 status = int(parts[1]) if parts[0] == "status" else 200
                 payload = json.dumps(req).encode()
                 if parts[0] == "big":
