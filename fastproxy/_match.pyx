@@ -5,8 +5,8 @@ Everything a request needs is flattened in __init__ into typed cdef records
 held in a tuple, so match() is a C loop that compares bytes with memcmp and
 only calls into Python for regexes.  Per-request allocations happen only when
 a spec with header or query conditions is reached: header values are looked
-up lazily, one scan of the header list per needed name, and the query string
-is split only the first time a query condition needs it.
+up lazily, one scan of the header list per needed name, and query parameters
+are found by scanning the query in place (never split into a dict).
 Semantics: traffic-semantics.md 2.4 / 2.5.
 """
 
@@ -202,29 +202,45 @@ cdef int _headers_match(_Spec s, list vals, list headers) except -1:
     return 1
 
 
-cdef dict _parse_query(bytes path, Py_ssize_t qpos):
-    """Query parameters of path[qpos+1:] up to any "#": first occurrence wins, not decoded."""
-    cdef dict params = {}
-    cdef Py_ssize_t end = path.find(b"#", qpos)
-    query = path[qpos + 1 :] if end < 0 else path[qpos + 1 : end]
-    for part in query.split(b"&"):
-        if not part:
-            continue
-        key, _, value = part.partition(b"=")
-        if key not in params:
-            params[key] = value
-    return params
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef object _query_value(bytes path, Py_ssize_t start, Py_ssize_t end, bytes key):
+    """Value of the first `key` parameter in path[start:end] (the query), or None.
+
+    `?key` and `?key=` both give b""; values are returned as sent (not
+    percent-decoded).  Scanning in place costs less than splitting the query
+    into a dict, and most queries are short.
+    """
+    cdef const char* p = PyBytes_AS_STRING(path)
+    cdef const char* k = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+    cdef Py_ssize_t pos = start, stop, eq
+    while pos < end:
+        stop = pos
+        eq = -1
+        while stop < end and p[stop] != 38:  # '&'
+            if eq < 0 and p[stop] == 61:  # '='
+                eq = stop
+            stop += 1
+        if stop > pos:  # empty parameters ("a&&b") are skipped
+            if eq < 0:
+                if stop - pos == klen and memcmp(p + pos, k, klen) == 0:
+                    return b""
+            elif eq - pos == klen and memcmp(p + pos, k, klen) == 0:
+                return path[eq + 1 : stop]
+        pos = stop + 1
+    return None
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef int _query_match(_Spec s, dict params) except -1:
+cdef int _query_match(_Spec s, bytes path, Py_ssize_t start, Py_ssize_t end) except -1:
     cdef Py_ssize_t i
     cdef _Cond c
     cdef object v
     for i in range(PyTuple_GET_SIZE(s.query)):
         c = <_Cond>PyTuple_GET_ITEM(s.query, i)
-        v = params.get(c.name)
+        v = _query_value(path, start, end, c.name)
         if v is None or not _str_match(c.sm, <bytes>v):
             return 0
     return 1
@@ -288,7 +304,7 @@ cdef class RouteMatcher:
         cdef _Spec s
         cdef list vals = None
         cdef list hlist = None
-        cdef dict params = None
+        cdef Py_ssize_t qend = -1
         cdef char c
 
         # One pass to find where "?query" or "#fragment" starts; the URI condition stops there.
@@ -321,9 +337,13 @@ cdef class RouteMatcher:
                 if not _headers_match(s, vals, hlist):
                     continue
             if s.has_query:
-                if params is None:
-                    params = _parse_query(path, qpos) if qpos >= 0 else {}
-                if not _query_match(s, params):
+                if qpos < 0:
+                    continue  # no query string: every query condition fails
+                if qend < 0:
+                    qend = qpos + 1
+                    while qend < PyBytes_GET_SIZE(path) and p[qend] != 35:  # '#'
+                        qend += 1
+                if not _query_match(s, path, qpos + 1, qend):
                     continue
             return i
         return -1
