@@ -44,7 +44,8 @@ class Upstream:
     Default reply: 200 with a JSON echo of the request.  Paths steer it:
     /status/N, /delay/SECONDS, /chunked, /close-delimited, /reset (close
     before any response byte), /garbage (malformed response), /big/N (N bytes),
-    /head-check; a request header `x-delay: SECONDS` delays any answer.  Every request is recorded in `.requests`.
+    /head-check, /arm-drop (the connection is dropped on its next request);
+    a request header `x-delay: SECONDS` delays any answer.  Every request is recorded in `.requests`.
     """
 
     def __init__(self, name: str = "up") -> None:
@@ -83,6 +84,7 @@ class Upstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        drop_next = False
         try:
             while True:
                 try:
@@ -120,6 +122,12 @@ class Upstream:
                     "server": self.name,
                 }
                 self.requests.append(req)
+                if drop_next:
+                    # Closes a kept-alive connection on its next request, as a
+                    # server timing out an idle connection at that moment would.
+                    writer.transport.abort()
+                    return
+                drop_next = target == "/arm-drop"
                 if hmap.get("upgrade", "").lower() == "websocket":
                     writer.write(
                         b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
