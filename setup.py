@@ -1,18 +1,38 @@
 """Build the compiled parts of fastproxy; fall back to the pure twins without a compiler.
 
-FASTPROXY_REQUIRE_EXTENSIONS=1 turns a failed build into an error,
-FASTPROXY_NO_EXTENSIONS=1 skips compiling altogether.
+pyproject.toml holds the metadata; this file only declares the extension.
+
+FASTPROXY_REQUIRE_EXTENSIONS=1 turns a failed build into an error (CI),
+FASTPROXY_NO_EXTENSIONS=1 skips compiling altogether (also skipped on non-CPython),
+FASTPROXY_CYTHON_ANNOTATE=1 writes Cython's annotated HTML next to the .pyx.
+
+    python setup.py build_ext --inplace     # build fastproxy/_match*.so for a checkout
 """
 
 import os
 import platform
 import sys
+from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+HERE = Path(__file__).resolve().parent
 NO_EXTENSIONS = bool(os.environ.get("FASTPROXY_NO_EXTENSIONS")) or platform.python_implementation() != "CPython"
 REQUIRE_EXTENSIONS = bool(os.environ.get("FASTPROXY_REQUIRE_EXTENSIONS"))
+
+
+def warn_fallback(reason):
+    # pip only shows build output with -v or on failure, so make it stand out in a log.
+    bar = "*" * 78
+    print(
+        f"\n{bar}\n"
+        f"WARNING: fastproxy's compiled matcher (fastproxy._match) was NOT built:\n  {reason}\n"
+        "Installing the pure-Python twin instead; routing works but is several times slower.\n"
+        "Set FASTPROXY_REQUIRE_EXTENSIONS=1 to make this an error.\n"
+        f"{bar}\n",
+        file=sys.stderr,
+    )
 
 
 class OptionalBuildExt(build_ext):
@@ -21,40 +41,50 @@ class OptionalBuildExt(build_ext):
     def run(self):
         try:
             super().run()
-        except Exception as exc:  # compiler or Cython missing
-            self._fallback(exc)
+        except Exception as exc:  # no compiler at all, missing Python headers, ...
+            if REQUIRE_EXTENSIONS:
+                raise
+            warn_fallback(f"{type(exc).__name__}: {exc}")
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self._fallback(exc)
-
-    def _fallback(self, exc):
-        if REQUIRE_EXTENSIONS:
-            raise
-        print(
-            f"WARNING: building the fastproxy extensions failed ({exc}); "
-            "installing the pure-Python twins, which are slower.",
-            file=sys.stderr,
-        )
+            if REQUIRE_EXTENSIONS:
+                raise
+            # A module left in build/ by an earlier run is stale now; never ship it.
+            stale = Path(self.get_ext_fullpath(ext.name))
+            if stale.exists():
+                stale.unlink()
+            warn_fallback(f"{ext.name}: {type(exc).__name__}: {exc}")
 
 
 def extensions():
     if NO_EXTENSIONS:
         return []
+    pyx = "fastproxy/_match.pyx"
+    c_file = "fastproxy/_match.c"
+    if not (HERE / pyx).exists():
+        # An sdist carries the generated C file and no .pyx: compile that as is.
+        if (HERE / c_file).exists():
+            return [Extension("fastproxy._match", [c_file])]
+        if REQUIRE_EXTENSIONS:
+            raise RuntimeError(f"neither {pyx} nor {c_file} found")
+        warn_fallback(f"neither {pyx} nor {c_file} found")
+        return []
     try:
         from Cython.Build import cythonize
-    except ImportError:
+
+        return cythonize(
+            [Extension("fastproxy._match", [pyx])],
+            compiler_directives={"language_level": "3"},
+            annotate=bool(os.environ.get("FASTPROXY_CYTHON_ANNOTATE")),
+        )
+    except Exception as exc:  # Cython missing, or it rejected the .pyx
         if REQUIRE_EXTENSIONS:
             raise
-        print("WARNING: Cython is missing; installing the pure-Python twins.", file=sys.stderr)
+        warn_fallback(f"Cython: {type(exc).__name__}: {exc}")
         return []
-    return cythonize(
-        ["fastproxy/_match.pyx"],
-        compiler_directives={"language_level": "3"},
-        annotate=bool(os.environ.get("FASTPROXY_CYTHON_ANNOTATE")),
-    )
 
 
 setup(
@@ -69,7 +99,12 @@ setup(
         "fastproxy.examples",
     ],
     package_dir={"fastproxy.examples": "examples"},
-    package_data={"fastproxy": ["_match.pyi", "py.typed"], "fastproxy.admin": ["static/*"], "fastproxy.examples": ["*/*.yaml", "*/*/*.yaml"]},
+    # Only these data files ship: never the generated .c, the .pyx or annotation HTML.
+    package_data={
+        "fastproxy": ["_match.pyi", "py.typed"],
+        "fastproxy.admin": ["static/*"],
+        "fastproxy.examples": ["*/*.yaml", "*/*/*.yaml"],
+    },
     ext_modules=extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
 )
