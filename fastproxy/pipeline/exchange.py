@@ -241,10 +241,21 @@ class Attempt:
     def on_response_body(self, data: bytes) -> None:
         ex = self.ex
         if ex.chunked_down:
-            ex.ds.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        out = ex.out
+        if out is not None:
+            out.append(data)
         else:
             ex.ds.transport.write(data)
         ex.bytes_sent += len(data)
+
+    def flush(self) -> None:
+        """End of one upstream read: send what it produced to the client at once."""
+        ex = self.ex
+        out = ex.out
+        if out is not None:
+            ex.out = None
+            ex.ds.transport.write(b"".join(out))
 
     def on_response_end(self, conn: UpstreamConnection) -> None:
         ex = self.ex
@@ -305,6 +316,7 @@ class Exchange:
         "stale_retry_used",
         "authority",
         "path",
+        "out",
     )
 
     def __init__(self, ds: Downstream, head: Any) -> None:
@@ -344,6 +356,7 @@ class Exchange:
         self.stale_retry_used = False
         self.authority = b""
         self.path = b""
+        self.out: list[bytes] | None = None
 
     # -- request side (called by Downstream) -----------------------------
     def begin(self) -> None:
@@ -744,13 +757,24 @@ class Exchange:
             elif req.version == b"1.0":
                 out.append(b"connection: keep-alive\r\n")
         out.append(b"\r\n")
-        self.ds.transport.write(b"".join(out))
+        if upgrade:
+            self.ds.transport.write(b"".join(out))
+        else:
+            # Held until the end of this upstream read, so that a head and the
+            # body that came with it leave in one write (one wakeup of the client).
+            self.out = out
 
     def response_complete(self) -> None:
         if self.done:
             return
         self.attempt = None
-        if self.chunked_down:
+        out = self.out
+        if out is not None:
+            self.out = None
+            if self.chunked_down:
+                out.append(_CHUNK_END)
+            self.ds.transport.write(b"".join(out))
+        elif self.chunked_down:
             self.ds.transport.write(_CHUNK_END)
         self.finish(False)
 
@@ -792,6 +816,10 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        out = self.out
+        if out is not None:
+            self.out = None
+            self.ds.transport.write(b"".join(out))
         if self.route_timer is not None or self.backoff_timer is not None or self.delay_timer is not None:
             self._cancel_timers()
         attempt = self.attempt

@@ -90,6 +90,9 @@ class MirrorAttempt:
     def on_response_body(self, data: bytes) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
     def pause_source(self) -> None:
         pass
 

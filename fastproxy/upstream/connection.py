@@ -57,6 +57,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()
             if attempt is not None:
                 attempt.on_upstream_failure("protocol error", None)
+            return
+        attempt = self.attempt
+        if attempt is not None:
+            attempt.flush()
 
     def eof_received(self) -> bool:
         if self.tunnel is not None:
