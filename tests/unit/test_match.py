@@ -127,9 +127,7 @@ def test_uri_regex_sees_no_fragment(impl: ModuleType) -> None:
         (exact(b"/foo"), b"/FoOo", False),
     ],
 )
-def test_ignore_uri_case_for_exact_and_prefix(
-    impl: ModuleType, uri: StringMatch, path: bytes, expected: bool
-) -> None:
+def test_ignore_uri_case_for_exact_and_prefix(impl: ModuleType, uri: StringMatch, path: bytes, expected: bool) -> None:
     assert one(impl, MatchSpec(uri=uri, ignore_uri_case=True), path) is expected
 
 
@@ -298,9 +296,7 @@ def test_no_match_and_empty_table(impl: ModuleType) -> None:
 
 def test_matcher_is_reusable_across_requests(impl: ModuleType) -> None:
     # Lazily looked-up header values must not leak from one call into the next.
-    m = impl.RouteMatcher(
-        [MatchSpec(headers=((b"x", exact(b"1")),)), MatchSpec(headers=((b"x", exact(b"2")),))]
-    )
+    m = impl.RouteMatcher([MatchSpec(headers=((b"x", exact(b"1")),)), MatchSpec(headers=((b"x", exact(b"2")),))])
     assert m.match(b"GET", b"/", b"h", b"http", [(b"x", b"1")], 80) == 0
     assert m.match(b"GET", b"/", b"h", b"http", [(b"x", b"2")], 80) == 1
     assert m.match(b"GET", b"/", b"h", b"http", [], 80) == -1
