@@ -317,6 +317,8 @@ class Exchange:
         "authority",
         "path",
         "out",
+        "endpoint",
+        "service_time",
     )
 
     def __init__(self, ds: Downstream, head: Any) -> None:
@@ -357,6 +359,9 @@ class Exchange:
         self.authority = b""
         self.path = b""
         self.out: list[bytes] | None = None
+        # The endpoint of the last attempt, and ms from request end to its response head.
+        self.endpoint: table.Endpoint | None = None
+        self.service_time = -1
 
     # -- request side (called by Downstream) -----------------------------
     def begin(self) -> None:
@@ -620,6 +625,7 @@ class Exchange:
         self.tried += (host,)
         attempt = Attempt(self, host, self.tries, fresh)
         self.attempt = attempt
+        self.endpoint = host.endpoint
         attempt.start()
 
     def _retry_later(self) -> None:
@@ -726,9 +732,8 @@ class Exchange:
                 has_date = True
             headers.append(h)
         if self.request_complete:
-            headers.append(
-                (b"x-envoy-upstream-service-time", b"%d" % int((self.loop.time() - self.complete_time) * 1000))
-            )
+            self.service_time = int((self.loop.time() - self.complete_time) * 1000)
+            headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))
         dest = self.dest
         assert dest is not None
         if dest.response_ops:
