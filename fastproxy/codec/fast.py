@@ -39,7 +39,7 @@ def _relax(parser: HttpRequestParser | HttpResponseParser) -> HttpRequestParser 
 
 
 class _HeadCallbacks:
-    """llhttp callbacks shared by both directions."""
+    """llhttp callbacks and the llhttp error policy shared by both directions."""
 
     __slots__ = ()
     _headers: list[tuple[bytes, bytes]]
@@ -57,24 +57,16 @@ class _HeadCallbacks:
     def on_message_complete(self) -> None:
         self._done = True
 
-    def _feed_head(self, parser: object, head: bytes, error: ProtocolError) -> None:
-        self._headers = []
-        self._special = []
-        self._done = False
-        try:
-            parser.feed_data(head)  # type: ignore[attr-defined]
-        except HttpParserUpgrade:
-            pass  # the upgrade decision is ours (framing.build_*_head)
-        except HttpParserError as exc:
-            reason = str(exc)
-            if reason.startswith("Pause on CONNECT/Upgrade"):
-                # a 101 without upgrade headers: httptools reports llhttp's
-                # pause as an error; the head itself was complete and valid
-                self._done = False
-            elif "Duplicate Content-Length" in reason:
-                self._feed_deduped(head, error)
-            else:
-                raise error from None
+    def _llhttp_error(self, head: bytes, exc: HttpParserError, error: ProtocolError) -> None:
+        reason = str(exc)
+        if reason.startswith("Pause on CONNECT/Upgrade"):
+            # A 101 without upgrade headers: llhttp pauses and httptools
+            # reports it as an error, but the head was complete and valid.
+            self._done = False
+        elif "Duplicate Content-Length" in reason:
+            self._feed_deduped(head, error)
+        else:
+            raise error from None
 
     def _feed_deduped(self, head: bytes, error: ProtocolError) -> None:
         # Rare path: llhttp refuses any repeated Content-Length, we accept
@@ -82,7 +74,6 @@ class _HeadCallbacks:
         # then give them their name back.
         head, lines = dedupe_content_length(head, error)
         self._headers = []
-        self._special = []
         self._done = False
         try:
             self._fresh().feed_data(head)  # type: ignore[attr-defined]
@@ -96,7 +87,7 @@ class _HeadCallbacks:
             if name == DUP_CL_PLACEHOLDER:
                 headers[i] = (b"content-length", value)
         self._special = [h for h in headers if h[0] in SPECIAL]
-        self._done = False  # that parser was a throw-away
+        self._done = False  # the current parser saw the error: replace it
 
     def _fresh(self) -> object:
         raise NotImplementedError
@@ -115,12 +106,20 @@ class RequestParser(_HeadCallbacks, RequestFramer):
 
     def _parse_head(self, head: bytes) -> RequestHead:
         method, target, version, _ = parse_request_line(head)
-        self._feed_head(self._p, head, bad_request())
+        self._headers = []
+        self._special = []
+        self._done = False
+        try:
+            self._p.feed_data(head)
+        except HttpParserUpgrade:
+            pass  # whether it is an upgrade is decided by build_request_head
+        except HttpParserError as exc:
+            self._llhttp_error(head, exc, bad_request())
         if not self._done:
             # llhttp now expects a body (or was upgraded); framing.py reads
             # bodies, so the next head goes to a fresh parser.
             self._p = self._fresh()
-        return build_request_head(method, target, version, self._headers, self._special)
+        return build_request_head(method, target, version, self._headers, self._special, self._max_headers)
 
 
 class ResponseParser(_HeadCallbacks, ResponseFramer):
@@ -136,7 +135,15 @@ class ResponseParser(_HeadCallbacks, ResponseFramer):
 
     def _parse_head(self, head: bytes) -> ResponseHead:
         status, version, _ = parse_status_line(head)
-        self._feed_head(self._p, head, upstream_error())
+        self._headers = []
+        self._special = []
+        self._done = False
+        try:
+            self._p.feed_data(head)
+        except HttpParserUpgrade:
+            pass
+        except HttpParserError as exc:
+            self._llhttp_error(head, exc, upstream_error())
         if not self._done:
             self._p = self._fresh()
-        return build_response_head(status, version, self._headers, self._special)
+        return build_response_head(status, version, self._headers, self._special, self._max_headers)

@@ -75,7 +75,7 @@ class RequestParser(RequestFramer):
             raise bad_request()
         headers = _split_headers(head, line_end)
         special = [h for h in headers if h[0] in SPECIAL]
-        return build_request_head(method, target, version, headers, special)
+        return build_request_head(method, target, version, headers, special, self._max_headers)
 
 
 class ResponseParser(ResponseFramer):
@@ -94,4 +94,4 @@ class ResponseParser(ResponseFramer):
             raise upstream_error()
         headers = _split_headers(head, line_end)
         special = [h for h in headers if h[0] in SPECIAL]
-        return build_response_head(status, version, headers, special)
+        return build_response_head(status, version, headers, special, self._max_headers)

@@ -164,7 +164,7 @@ def requests(draw: st.DrawFn) -> bytes:
     return data
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests(), min_size=1, max_size=3), st.lists(st.integers(0, 10_000), max_size=6))
 def test_request_codecs_agree(msgs: list[bytes], cuts: list[int]) -> None:
     data = b"".join(msgs)
@@ -193,7 +193,7 @@ def responses(draw: st.DrawFn) -> bytes:
     return head + draw(st.sampled_from([b"\r\n"] * 6 + [b"\n"])) + body
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(responses(), min_size=1, max_size=3),
     st.lists(st.integers(0, 10_000), max_size=6),
