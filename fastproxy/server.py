@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastproxy import codec, table
+from fastproxy.admin.stats import Stats
 from fastproxy.upstream.balancer import ClusterState, UpstreamManager
 
 if TYPE_CHECKING:
@@ -55,7 +56,11 @@ class ProxyState:
         self.id_rng = random.Random()
         self.connections: set[Downstream] = set()
         self.counters: Counter[str] = Counter()
-        self.responses: Counter[tuple[str, str, int, str]] = Counter()
+        # Istio standard metrics (admin/stats.py) and the optional access log
+        # (admin/accesslog.py, set by the supervisor for --access-log).
+        self.stats = Stats(loop)
+        self.record = self.stats.record
+        self.access_log: Any = None
         self.draining = False
         self.mirrors_in_flight = 0
         self.max_mirrors_in_flight = 256
@@ -78,10 +83,10 @@ class ProxyState:
         self.counters["config_reloads_ok" if not first else "config_loads"] += 1
 
     def observe(self, ex: Exchange) -> None:
-        """Count one finished request (the observability stage hooks in here)."""
-        dest = ex.dest
-        cluster = dest.cluster_name if dest is not None else "-"
-        self.responses[(ex.ds.listener_key_str, cluster, ex.status, ex.flags or "-")] += 1
+        """Count one finished request and log it (called once per request)."""
+        self.record(ex)
+        if self.access_log is not None:
+            self.access_log.log(ex)
 
     # -- periodic work -----------------------------------------------------
     def start(self) -> None:

@@ -17,7 +17,10 @@ from typing import Any
 import orjson
 
 from fastproxy import table
+from fastproxy.admin.graph import GraphState
+from fastproxy.admin.graph import page as graph_page
 from fastproxy.admin.server import AdminServer, index_page
+from fastproxy.admin.stats import LABELS, Merged, render_prometheus
 from fastproxy.config import load
 from fastproxy.listeners import ListenError, ListenerSet, bind_socket, parse_hostport
 from fastproxy.server import Limits, ProxyState
@@ -72,46 +75,199 @@ def run(opts: RunOptions) -> int:
 
 
 def _stats_payload(state: ProxyState) -> dict[str, Any]:
+    """One worker's numbers: sent to the parent every 0.5 s with --workers N."""
+    live: dict[str, list[list[Any]]] = {}
+    for name, cs in state.clusters.items():
+        rows = []
+        for host in cs.hosts:
+            pool = host.pool
+            rows.append([host.label, host.active, len(pool.idle), pool.busy, pool.connecting])
+        live[name] = rows
     return {
         "counters": dict(state.counters),
-        "responses": [[list(k), v] for k, v in state.responses.items()],
         "connections": len(state.connections),
+        "stats": state.stats.snapshot(),
+        "live": live,
     }
 
 
-def render_stats(counters: Counter[str], responses: Counter[tuple[Any, ...]], connections: int) -> bytes:
-    lines = [
-        "# HELP fastproxy_requests_total Requests finished by fastproxy.",
-        "# TYPE fastproxy_requests_total counter",
-    ]
-    for (listener, cluster, code, flags), value in sorted(responses.items(), key=lambda kv: str(kv[0])):
-        lines.append(
-            f'fastproxy_requests_total{{listener="{listener}",cluster="{cluster}",'
-            f'response_code="{code}",response_flags="{flags}"}} {value}'
-        )
-    lines.append("# TYPE fastproxy_downstream_connections gauge")
-    lines.append(f"fastproxy_downstream_connections {connections}")
-    for name, value in sorted(counters.items()):
-        lines.append(f"# TYPE fastproxy_{name}_total counter")
-        lines.append(f"fastproxy_{name}_total {value}")
+# Counters every scrape shows, even at 0, so rate() works from the first sample.
+_COUNTERS = (
+    "config_loads",
+    "config_reloads_ok",
+    "config_reloads_failed",
+    "retries",
+    "mirror_sent",
+    "mirror_dropped",
+    "mirror_completed",
+    "mirror_failed",
+    "downstream_protocol_errors",
+)
+
+
+def merge_payloads(payloads: list[dict[str, Any]], parent: Counter[str] | None = None) -> dict[str, Any]:
+    """Totals across workers: sums, except config loads, which every worker does once."""
+    counters: Counter[str] = Counter({name: 0 for name in _COUNTERS})
+    for p in payloads:
+        for name, value in p["counters"].items():
+            if name.startswith("config_"):
+                counters[name] = max(counters[name], value)
+            else:
+                counters[name] += value
+    if parent:
+        counters.update(parent)
+    live: dict[str, dict[str, list[Any]]] = {}
+    for p in payloads:
+        for cluster, rows in p["live"].items():
+            hosts = live.setdefault(cluster, {})
+            for label, *values in rows:
+                mine = hosts.get(label)
+                if mine is None:
+                    hosts[label] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        mine[i] += v
+    return {
+        "counters": counters,
+        "connections": sum(p["connections"] for p in payloads),
+        "merged": Merged.of(p["stats"] for p in payloads),
+        "live": live,
+        "workers": len(payloads),
+    }
+
+
+def _per_endpoint(merged: Merged) -> dict[tuple[str, str], list[int]]:
+    """(cluster, host) -> [requests, 5xx/no-response, total 4xx]."""
+    out: dict[tuple[str, str], list[int]] = {}
+    code_i = LABELS.index("response_code")
+    for s in merged.series.values():
+        if not s.host:
+            continue
+        row = out.setdefault((s.cluster, s.host), [0, 0, 0])
+        code = s.labels[code_i]
+        row[0] += s.count
+        if code == "0" or code[0] == "5":
+            row[1] += s.count
+        elif code[0] == "4":
+            row[2] += s.count
+    return out
+
+
+def render_stats(totals: dict[str, Any]) -> bytes:
+    live = totals["live"]
+    pools: dict[str, list[Any]] = {}
+    active = []
+    for cluster, hosts in sorted(live.items()):
+        for label, values in sorted(hosts.items()):
+            pools[label] = values  # one pool per endpoint address, shared by clusters
+            active.append(({"cluster": cluster, "endpoint": label}, values[0]))
+    pool_samples = []
+    for label, values in sorted(pools.items()):
+        for state_name, v in zip(("idle", "busy", "connecting"), values[1:], strict=True):
+            pool_samples.append(({"endpoint": label, "state": state_name}, v))
+    requests = []
+    errors = []
+    for (cluster, host), (n, e5, _e4) in sorted(_per_endpoint(totals["merged"]).items()):
+        requests.append(({"cluster": cluster, "endpoint": host}, n))
+        errors.append(({"cluster": cluster, "endpoint": host}, e5))
+    return render_prometheus(
+        totals["merged"],
+        dict(totals["counters"]),
+        {"downstream_connections": totals["connections"], "workers": totals["workers"]},
+        [
+            ("fastproxy_upstream_active_requests", "gauge", "Requests in flight per cluster endpoint.", active),
+            ("fastproxy_upstream_pool_connections", "gauge", "Upstream connections per endpoint pool.", pool_samples),
+            ("fastproxy_upstream_requests_total", "counter", "Requests that reached an endpoint.", requests),
+            ("fastproxy_upstream_errors_total", "counter", "5xx or no-response outcomes per endpoint.", errors),
+        ],
+    )
+
+
+def render_clusters(config: table.Config, totals: dict[str, Any]) -> bytes:
+    """Envoy's /clusters text layout: CLUSTER::HOST::STAT::VALUE."""
+    per = _per_endpoint(totals["merged"])
+    live = totals["live"]
+    lines = []
+    for name, cluster in sorted(config.clusters.items()):
+        lines.append(f"{name}::default_priority::max_connections::{cluster.pool.max_connections}")
+        lines.append(f"{name}::default_priority::max_requests::{cluster.pool.max_requests}")
+        lines.append(f"{name}::default_priority::max_retries::{cluster.pool.max_retries}")
+        hosts = live.get(name, {})
+        for ep in cluster.endpoints:
+            label = f"{ep.address}:{ep.port}"
+            act, idle, busy, connecting = hosts.get(label, [0, 0, 0, 0])
+            n, e5, e4 = per.get((name, label), [0, 0, 0])
+            prefix = f"{name}::{label}::"
+            lines.append(f"{prefix}rq_active::{act}")
+            lines.append(f"{prefix}rq_total::{n}")
+            lines.append(f"{prefix}rq_error::{e5}")
+            lines.append(f"{prefix}rq_4xx::{e4}")
+            lines.append(f"{prefix}cx_idle::{idle}")
+            lines.append(f"{prefix}cx_busy::{busy}")
+            lines.append(f"{prefix}cx_connecting::{connecting}")
+            lines.append(f"{prefix}weight::{ep.weight}")
+            lines.append(f"{prefix}health_flags::healthy")
+            lines.append(f"{prefix}labels::{','.join(f'{k}={v}' for k, v in sorted(ep.labels.items()))}")
     return ("\n".join(lines) + "\n").encode()
 
 
-def admin_routes(get_config: Any, is_ready: Any, get_stats: Any) -> dict[str, Any]:
+def open_access_log(target: str | None, loop: Any) -> Any:
+    """The --access-log writer, or None when it is off (the default)."""
+    if not target:
+        return None
+    from fastproxy.admin.accesslog import AccessLog
+
+    try:
+        return AccessLog(target, loop)
+    except OSError as exc:
+        err(f"fastproxy: cannot open the access log {target}: {exc.strerror or exc}")
+        raise SystemExit(1) from None
+
+
+def admin_routes(get_config: Any, is_ready: Any, get_totals: Any) -> dict[str, Any]:
     from fastproxy.config import dump
     from fastproxy.config.routes_view import render_routes
 
     routes: dict[str, Any] = {}
+    graph_state = GraphState()
 
     def ready() -> tuple[int, bytes, bytes]:
         if is_ready():
             return 200, b"text/plain", b"LIVE\n"
         return 503, b"text/plain", b"PRE_INITIALIZING\n"
 
+    def config_dump() -> tuple[int, bytes, bytes]:
+        data = dict(dump(get_config()))
+        # Live endpoint state next to the compiled config (Envoy's EDS dump).
+        totals = get_totals()
+        per = _per_endpoint(totals["merged"])
+        data["endpoint_state"] = [
+            {
+                "cluster": cluster,
+                "endpoint": label,
+                "health": "HEALTHY",
+                "active_requests": v[0],
+                "pool_idle": v[1],
+                "pool_busy": v[2],
+                "pool_connecting": v[3],
+                "requests": per.get((cluster, label), [0])[0],
+            }  # fmt: skip
+            for cluster, hosts in sorted(totals["live"].items())
+            for label, v in sorted(hosts.items())
+        ]
+        return 200, b"application/json", orjson.dumps(data)
+
     routes["/ready"] = ready
-    routes["/config_dump"] = lambda: (200, b"application/json", orjson.dumps(dump(get_config())))
+    routes["/config_dump"] = config_dump
     routes["/routes"] = lambda: (200, b"text/plain", render_routes(get_config()).encode())
-    routes["/stats/prometheus"] = lambda: (200, b"text/plain; version=0.0.4", get_stats())
+    routes["/clusters"] = lambda: (200, b"text/plain", render_clusters(get_config(), get_totals()))
+    routes["/stats/prometheus"] = lambda: (200, b"text/plain; version=0.0.4; charset=utf-8", render_stats(get_totals()))
+    routes["/graph"] = lambda: (200, b"text/html; charset=utf-8", graph_page())
+    routes["/graph.json"] = lambda: (
+        200,
+        b"application/json",
+        orjson.dumps(graph_state.build(get_totals()["merged"], get_config())),
+    )
     paths = sorted(routes)
     routes["/"] = lambda: (200, b"text/html; charset=utf-8", index_page(paths))
     return routes
@@ -120,6 +276,7 @@ def admin_routes(get_config: Any, is_ready: Any, get_stats: Any) -> dict[str, An
 async def _single(opts: RunOptions, config: table.Config) -> int:
     loop = asyncio.get_running_loop()
     state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
+    state.access_log = open_access_log(opts.access_log, loop)
     listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=False)
     try:
         await listeners.open_all()
@@ -132,7 +289,7 @@ async def _single(opts: RunOptions, config: table.Config) -> int:
         admin_routes(
             lambda: state.config,
             lambda: True,
-            lambda: render_stats(state.counters, state.responses, len(state.connections)),
+            lambda: merge_payloads([_stats_payload(state)]),
         )
     )
     await admin.start(admin_sock)
@@ -172,6 +329,8 @@ async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> N
     for conn in list(state.connections):
         conn.transport.abort()
     state.stop()
+    if state.access_log is not None:
+        state.access_log.close()
 
 
 # -- several workers -----------------------------------------------------------
@@ -179,6 +338,7 @@ def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
         state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
+        state.access_log = open_access_log(opts.access_log, loop)
         listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=True)
         try:
             await listeners.open_all()
@@ -288,18 +448,12 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
     for pid, fd in children.items():
         loop.add_reader(fd, on_readable, pid, fd)
 
-    def stats() -> bytes:
-        counters: Counter[str] = Counter()
-        responses: Counter[tuple[Any, ...]] = Counter()
-        connections = 0
-        for msg in latest.values():
-            counters.update(msg["counters"])
-            for key, value in msg["responses"]:
-                responses[tuple(key)] += value
-            connections += msg["connections"]
-        return render_stats(counters, responses, connections)
+    parent_counters: Counter[str] = Counter()
 
-    admin = AdminServer(admin_routes(lambda: current["config"], lambda: len(ready) == len(children), stats))
+    def totals() -> dict[str, Any]:
+        return merge_payloads(list(latest.values()), parent_counters)
+
+    admin = AdminServer(admin_routes(lambda: current["config"], lambda: len(ready) == len(children), totals))
     await admin.start(admin_sock)
 
     async def reload() -> None:
@@ -308,6 +462,7 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
             for problem in result.problems:
                 err(problem)
             err("fastproxy: reload rejected; the previous config keeps serving")
+            parent_counters["config_reloads_failed"] += 1
             return
         current["config"] = result.config  # type: ignore[assignment]
         for pid in children:
