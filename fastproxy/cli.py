@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     config_arg(check)
     routes = sub.add_parser("routes", help="print the compiled route table")
     config_arg(routes)
+    explain = sub.add_parser("explain", help="show which listener, virtual host and route would take a request")
+    config_arg(explain)
+    explain.add_argument("request", metavar="'METHOD URL'", help="e.g. 'GET http://demoapp:8080/canary'")
+    explain.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header; repeatable"
+    )
+    explain.add_argument("--gateway", metavar="NAMESPACE/NAME", help="explain for this Gateway instead of the mesh")
     sub.add_parser("demo", help="run the seed tutorial's scenario on this machine (see `fastproxy demo --help`)")
     return p
 
@@ -79,6 +86,20 @@ def main(argv: list[str] | None = None) -> int:
         from fastproxy.config.routes_view import render_routes
 
         sys.stdout.write(render_routes(config))
+        return 0
+
+    if args.command == "explain":
+        config = load_or_report(args.config)
+        if config is None:
+            return 1
+        from fastproxy.explain import ExplainError, explain
+
+        try:
+            lines = explain(config, args.request, args.header, args.gateway)
+        except ExplainError as exc:
+            err(f"fastproxy explain: {exc}")
+            return 1
+        sys.stdout.write("\n".join(lines) + "\n")
         return 0
 
     from fastproxy.server import Limits
