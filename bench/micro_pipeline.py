@@ -114,11 +114,15 @@ def main() -> None:
 
     for _ in range(2000):
         one()
-    started = time.perf_counter()
-    for _ in range(args.n):
-        one()
-    elapsed = time.perf_counter() - started
-    print(f"{args.codec} {args.config}: {elapsed / args.n * 1e6:.1f} us per proxied request (Python share)")
+    # Best of 7 rounds: the minimum is the figure least disturbed by other load.
+    per_round = max(1, args.n // 7)
+    best = float("inf")
+    for _ in range(7):
+        started = time.perf_counter()
+        for _ in range(per_round):
+            one()
+        best = min(best, (time.perf_counter() - started) / per_round)
+    print(f"{args.codec} {args.config}: {best * 1e6:.1f} us per proxied request (Python share, best of 7)")
 
 
 if __name__ == "__main__":

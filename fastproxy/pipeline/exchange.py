@@ -95,6 +95,12 @@ def _nominated(value: bytes, seen: frozenset[bytes] | None) -> frozenset[bytes] 
     return frozenset(names) | seen if seen else frozenset(names)
 
 
+def _parse_back(out: list[bytes]) -> list[tuple[bytes, bytes]]:
+    # Header lines already rendered into `out` (after the 6 request-line
+    # items), back as (name, value) pairs.
+    return [(out[i], out[i + 2]) for i in range(6, len(out), 4)]
+
+
 def _request_id(bits: int) -> bytes:
     # A UUID version 4 (RFC 4122) from 128 random bits.
     bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
@@ -496,7 +502,13 @@ class Exchange:
         if route.rewrite is not None:
             up_path = rewrite_path(route.rewrite, path)
         authority = dest.authority if dest.authority is not None else self.authority
-        headers = []
+        ops = dest.request_ops
+        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
+        # Common case: headers are copied straight into the head being built;
+        # with header operations (or a Connection header naming others) they
+        # are collected as a list first.
+        headers: list[tuple[bytes, bytes]] = []
+        collect = bool(ops)
         has_xfp = has_rid = False
         xff = None
         upgrade = None
@@ -507,45 +519,55 @@ class Exchange:
             if action is None:
                 if gateway and h[0].startswith(b"x-envoy-"):
                     continue
-                headers.append(h)
             elif action == _SKIP:
                 continue
             elif action == _CONNECTION:
                 nominated = _nominated(h[1], nominated)
+                if nominated and not collect:
+                    collect = True
+                    headers = _parse_back(out)
+                continue
             elif action == _XFP:
-                if not gateway:
-                    has_xfp = True
-                    headers.append(h)
+                if gateway:
+                    continue
+                has_xfp = True
             elif action == _REQUEST_ID:
                 has_rid = True
-                headers.append(h)
             elif action == _XFF:
                 if gateway:
                     xff = h[1] if xff is None else xff + b"," + h[1]
-                else:
-                    headers.append(h)
+                    continue
             elif action == _UPGRADE:
                 upgrade = h[1]
-        if nominated:
-            # Headers the client's Connection header declared hop-by-hop.
-            headers = [h for h in headers if h[0] not in nominated]
+                continue
+            if collect:
+                headers.append(h)
+            else:
+                out += (h[0], b": ", h[1], b"\r\n")
+        extra = []
         if head.upgrade and upgrade is not None:
-            headers.append((b"connection", b"upgrade"))
-            headers.append((b"upgrade", upgrade))
+            extra.append((b"connection", b"upgrade"))
+            extra.append((b"upgrade", upgrade))
         if gateway:
             client = ds.client_ip
-            headers.append((b"x-forwarded-for", xff + b", " + client if xff else client))
+            extra.append((b"x-forwarded-for", xff + b", " + client if xff else client))
         if not has_xfp:
-            headers.append((b"x-forwarded-proto", b"http"))
+            extra.append((b"x-forwarded-proto", b"http"))
         if not has_rid:
-            headers.append((b"x-request-id", _request_id(self.state.id_rng.getrandbits(128))))
+            extra.append((b"x-request-id", _request_id(self.state.id_rng.getrandbits(128))))
         if up_path is not path:
-            headers.append((b"x-envoy-original-path", head.path))
-        ops = dest.request_ops
-        if ops:
-            headers = apply_ops(headers, ops)
-        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
-        render(headers, out)
+            extra.append((b"x-envoy-original-path", head.path))
+        if collect:
+            headers += extra
+            if nominated:
+                # Headers the client's Connection header declared hop-by-hop.
+                headers = [h for h in headers if h[0] not in nominated]
+            if ops:
+                headers = apply_ops(headers, ops)
+            del out[6:]
+            render(headers, out)
+        else:
+            render(extra, out)
         if self.chunked_up:
             out.append(b"transfer-encoding: chunked\r\n")
         elif head.content_length >= 0:
@@ -705,7 +727,13 @@ class Exchange:
         route = self.route
         assert route is not None
         policy = route.retry
-        if policy.retry_on and retry_on_response(policy, status, head.headers):
+        # Below 400 only an explicitly listed status code can be retriable
+        # (gRPC status conditions do not occur on HTTP/1.1).
+        if (
+            policy.retry_on
+            and (status >= 400 or status in policy.retriable_codes)
+            and retry_on_response(policy, status, head.headers)
+        ):
             if self.retries_left > 0 and self.body_buf is not None:
                 attempt.release(False)
                 self.attempt = None
@@ -721,6 +749,9 @@ class Exchange:
         out = [replies.status_line(status)]
         upgrade = status == 101
         has_date = False
+        dest = self.dest
+        assert dest is not None
+        ops = dest.response_ops
         headers = []
         for h in head.headers:
             name = h[0]
@@ -730,14 +761,15 @@ class Exchange:
                 continue
             if name == b"date":
                 has_date = True
-            headers.append(h)
+            if ops:
+                headers.append(h)
+            else:
+                out += (name, b": ", h[1], b"\r\n")
         if self.request_complete:
             self.service_time = int((self.loop.time() - self.complete_time) * 1000)
             headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))
-        dest = self.dest
-        assert dest is not None
-        if dest.response_ops:
-            headers = apply_ops(headers, dest.response_ops)
+        if ops:
+            headers = apply_ops(headers, ops)
         render(headers, out)
         if not has_date:
             out.append(replies.DATE.line())
