@@ -148,7 +148,8 @@ class Stats:
             self._mirror_keys.clear()
         dest = ex.dest
         ep = ex.endpoint
-        key = (ex.ds.listener_key_str, id(dest), id(ep), ex.status, ex.flags)
+        # Without a destination (fault abort, redirect, NR) the route stands in for it.
+        key = (ex.ds.listener_key_str, id(dest or ex.route), id(ep), ex.status, ex.flags)
         s = self._fast.get(key)
         if s is None:
             s = self._slow(ex, key)
@@ -186,6 +187,10 @@ class Stats:
         listener = ex.ds.listener()
         src_wl, src_ns, src_cluster = _source_labels(listener)
         cluster = dest.cluster if dest is not None else None
+        route = ex.route
+        if dest is None and route is not None and route.destinations:
+            # A fault abort is reported against the service the route leads to (as Kiali shows it).
+            cluster = route.destinations[0].cluster
         if cluster is not None:
             service, svc_ns = cluster.service, cluster.namespace
             svc_name = service_name(service, svc_ns)
@@ -211,10 +216,10 @@ class Stats:
         full = (labels, cname, host, lname)
         s = self.series.get(full)
         if s is None:
-            s = Series(labels, cname, host, lname, cluster.subset if cluster is not None else "")
+            s = Series(labels, cname, host, lname, cluster.subset if cluster is not None and dest else "")
             self.series[full] = s
         self._fast[key] = s
-        self._pins.append((dest, ep))
+        self._pins.append((dest, ep, route))
         return s
 
     # -- snapshots (workers -> parent) ---------------------------------------
