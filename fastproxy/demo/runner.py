@@ -240,7 +240,8 @@ class Demo:
         for cmd, expect in s.commands:
             print(f"     {cmd}")
             print(f"         # {expect}")
-        print(f"   admin: http://{_addr(ADMIN)}/routes  /config_dump  /stats/prometheus  /graph")
+        print(f"   admin: http://{_addr(ADMIN)}/routes  /config_dump  /stats/prometheus  /clusters")
+        print(f"   live traffic graph: http://{_addr(ADMIN)}/graph")
         if sys.stdin.isatty():
             print(
                 f"   type a section ({', '.join(SECTIONS)}) and Enter to switch; Ctrl-C to stop", flush=True
