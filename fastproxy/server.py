@@ -74,9 +74,11 @@ class ProxyState:
         listeners: dict[Any, table.Listener] = {"mesh": config.mesh}
         for server in config.gateways:
             listeners[server.port] = server.listener
-        clusters = self.upstream.build(config, self.rng)
+        clusters = self.upstream.build(config, self.rng, self.counters)
         if not first:
             self.upstream.new_generation()
+            for state in self.clusters.values():
+                state.close()
         self.config = config
         self.listeners = listeners
         self.clusters = clusters

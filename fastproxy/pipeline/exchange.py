@@ -101,6 +101,16 @@ def _parse_back(out: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(out[i], out[i + 2]) for i in range(6, len(out), 4)]
 
 
+def _string_match(sm: table.StringMatch, value: bytes) -> bool:
+    if sm.kind == table.EXACT:
+        return value == sm.value or sm.value == b"*"
+    if sm.kind == table.PREFIX:
+        return value.startswith(sm.value)
+    if sm.kind == table.REGEX:
+        return sm.regex is not None and sm.regex.fullmatch(value) is not None
+    return True
+
+
 def _request_id(bits: int) -> bytes:
     # A UUID version 4 (RFC 4122) from 128 random bits.
     bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
@@ -128,25 +138,41 @@ class Attempt:
         host.active += 1
 
     def start(self) -> None:
+        host = self.host
         if not self.fresh:
-            conn = self.host.pool.take_idle()
+            conn = host.pool.take_idle()
             if conn is not None:
                 self.bind(conn, True)
                 return
-        self.task = self.ex.loop.create_task(self._connect())
+        cs = self.ex.cs
+        limits = cs.limits
+        if cs.connections >= limits.max_connections:
+            # HTTP/1.1 at the connection limit: wait for a connection, unless
+            # the queue of waiting requests is full too (Envoy's overflow).
+            if len(cs.pending) >= limits.http1_max_pending:
+                self.ex.overflow(self)
+                return
+            cs.pending.append(self)
+            return
+        cs.connections += 1
+        self.task = self.ex.loop.create_task(self._connect(cs))
 
-    async def _connect(self) -> None:
+    async def _connect(self, cs: ClusterState) -> None:
         ex = self.ex
         try:
-            conn = await self.host.pool.connect(ex.cs.cluster.pool.connect_timeout)
+            conn = await self.host.pool.connect(cs.limits.connect_timeout)
         except ConnectFailure as failure:
             self.task = None
+            cs.connections -= 1
+            cs.wake()
             if not self.cancelled:
                 ex.attempt_failed(self, failure.reason, failure.transport)
             return
+        conn.owner = cs
         self.task = None
         if self.cancelled:
             conn.pool.release(conn, True)
+            cs.wake()
             return
         self.bind(conn, False)
 
@@ -208,10 +234,14 @@ class Attempt:
         if conn is not None:
             self.conn = None
             conn.attempt = None
-            if reusable and not conn.closed:
-                if self.ex.ds.write_paused:
+            ex = self.ex
+            per_conn = ex.cs.limits.max_requests_per_connection
+            if reusable and not conn.closed and not (per_conn and conn.requests >= per_conn):
+                if ex.ds.write_paused:
                     conn.transport.resume_reading()
                 conn.pool.release(conn, True)
+                if ex.cs.pending:
+                    ex.cs.wake()
             else:
                 conn.pool.lost_busy()
                 conn.abort()
@@ -325,6 +355,10 @@ class Exchange:
         "out",
         "endpoint",
         "service_time",
+        "counted",
+        "retry_slot",
+        "hash_key",
+        "extra_response",
     )
 
     def __init__(self, ds: Downstream, head: Any) -> None:
@@ -368,6 +402,11 @@ class Exchange:
         # The endpoint of the last attempt, and ms from request end to its response head.
         self.endpoint: table.Endpoint | None = None
         self.service_time = -1
+        self.counted = False  # holds a slot in the cluster's active-request count
+        self.retry_slot = False  # holds a slot in the cluster's retry count
+        self.hash_key: bytes | None = None
+        # Response headers the proxy adds itself (CORS, a generated hash cookie).
+        self.extra_response: list[tuple[bytes, bytes]] | None = None
 
     # -- request side (called by Downstream) -----------------------------
     def begin(self) -> None:
@@ -421,6 +460,8 @@ class Exchange:
         if fault is not None and fault.abort_ppm and self.state.fault_rng.randrange(1_000_000) < fault.abort_ppm:
             self.local(fault.abort_status or 503, replies.FAULT_ABORT, flags=self._flag("FI"))
             return
+        if route.cors is not None and self._cors(route.cors):
+            return
         action = route.action
         if action != table.ACTION_ROUTE:
             self._local_action(route)
@@ -439,6 +480,13 @@ class Exchange:
             self.local(503, replies.NO_HEALTHY_UPSTREAM, flags="UH")
             return
         self.cs = cs
+        if cs.active >= cs.limits.max_requests:
+            self.overflow(None)
+            return
+        cs.active += 1
+        self.counted = True
+        if cs.ring:
+            self.hash_key = self._hash_key(cs.cluster.hash)  # type: ignore[arg-type]
         self._build_upstream_head(route, dest)
         self.retries_left = route.retry.attempts
         if self.head.expect_continue and not self.request_complete:
@@ -639,7 +687,7 @@ class Exchange:
         route = self.route
         assert route is not None
         if host is None:
-            host = self.cs.choose(self.tried if route.retry.retry_other_hosts else ())
+            host = self.cs.choose(self.tried if route.retry.retry_other_hosts else (), self.hash_key)
             if host is None:
                 self.local(503, replies.NO_HEALTHY_UPSTREAM, flags=self._flag("UH"))
                 return
@@ -649,6 +697,18 @@ class Exchange:
         self.attempt = attempt
         self.endpoint = host.endpoint
         attempt.start()
+
+    def _retry_slot(self) -> bool:
+        """Envoy's max_retries circuit breaker: one retry in flight per slot."""
+        cs = self.cs
+        if self.retry_slot:
+            return True
+        if cs.retries >= cs.limits.max_retries:
+            self.flags = self._flag("UO")
+            return False
+        cs.retries += 1
+        self.retry_slot = True
+        return True
 
     def _retry_later(self) -> None:
         self.retries_left -= 1
@@ -671,6 +731,8 @@ class Exchange:
         reused = attempt.reused and not attempt.got_response
         attempt.release(False)
         self.attempt = None
+        # Locally seen failures count as 5xx and gateway errors for outlier detection.
+        self.cs.report(host, True, True)
         if self.response_started:
             # Too late for a reply: cut the client connection like Envoy does.
             self.flags = self._flag("UC")
@@ -683,7 +745,7 @@ class Exchange:
             self._new_attempt(True, host)
             return
         policy = self.route.retry  # type: ignore[union-attr]
-        if self.retries_left > 0 and replayable and retry_on_reset(policy, reason, True):
+        if self.retries_left > 0 and replayable and retry_on_reset(policy, reason, True) and self._retry_slot():
             self._retry_later()
             return
         if reason in CONNECT_FAILURES:
@@ -701,10 +763,16 @@ class Exchange:
     def per_try_timed_out(self, attempt: Attempt) -> None:
         if attempt is not self.attempt or self.done:
             return
+        self.cs.report(attempt.host, True, True)
         attempt.release(False)
         self.attempt = None
         policy = self.route.retry  # type: ignore[union-attr]
-        if self.retries_left > 0 and self.body_buf is not None and retry_on_per_try_timeout(policy):
+        if (
+            self.retries_left > 0
+            and self.body_buf is not None
+            and retry_on_per_try_timeout(policy)
+            and self._retry_slot()
+        ):
             self._retry_later()
             return
         self.local(504, replies.UPSTREAM_TIMEOUT, flags=self._flag("UT"))
@@ -726,6 +794,7 @@ class Exchange:
         status = head.status
         route = self.route
         assert route is not None
+        self.cs.report(attempt.host, status >= 500, status in (502, 503, 504))
         policy = route.retry
         # Below 400 only an explicitly listed status code can be retriable
         # (gRPC status conditions do not occur on HTTP/1.1).
@@ -734,7 +803,7 @@ class Exchange:
             and (status >= 400 or status in policy.retriable_codes)
             and retry_on_response(policy, status, head.headers)
         ):
-            if self.retries_left > 0 and self.body_buf is not None:
+            if self.retries_left > 0 and self.body_buf is not None and self._retry_slot():
                 attempt.release(False)
                 self.attempt = None
                 self._retry_later()
@@ -768,6 +837,8 @@ class Exchange:
         if self.request_complete:
             self.service_time = int((self.loop.time() - self.complete_time) * 1000)
             headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))
+        if self.extra_response is not None:
+            headers += self.extra_response
         if ops:
             headers = apply_ops(headers, ops)
         render(headers, out)
@@ -818,8 +889,98 @@ class Exchange:
     def upgraded(self) -> None:
         self.attempt = None
         self.done = True
+        if self.counted or self.retry_slot:
+            self._release_slots()
         self._cancel_timers()
         self.state.observe(self)
+
+    def overflow(self, attempt: Attempt | None) -> None:
+        """A circuit breaker is full: Envoy's 503 UO, never retried."""
+        if attempt is not None and attempt is self.attempt:
+            attempt.release(False)
+            self.attempt = None
+        self.state.counters["upstream_overflow"] += 1
+        self.local(503, replies.reset_body("overflow", None, False), flags=self._flag("UO"))
+
+    def _hash_key(self, hp: table.HashPolicy) -> bytes | None:
+        head = self.head
+        if hp.header is not None:
+            for name, value in head.headers:
+                if name == hp.header:
+                    return value
+            return None
+        if hp.cookie is not None:
+            want = hp.cookie.encode()
+            for name, value in head.headers:
+                if name == b"cookie":
+                    for part in value.split(b";"):
+                        k, _, v = part.strip().partition(b"=")
+                        if k == want:
+                            return v
+            if hp.cookie_ttl is None:
+                return None
+            # Envoy generates the cookie when a ttl is configured, and hands it out.
+            value = b"%016x" % self.state.id_rng.getrandbits(64)
+            attrs = [hp.cookie.encode() + b"=" + value]
+            if hp.cookie_ttl:
+                attrs.append(b"Max-Age=%d" % int(hp.cookie_ttl))
+            if hp.cookie_path:
+                attrs.append(b"Path=" + hp.cookie_path.encode())
+            attrs.append(b"HttpOnly")
+            self._add_response_header(b"set-cookie", b"; ".join(attrs))
+            return value
+        if hp.source_ip:
+            return self.ds.client_ip
+        if hp.query_param is not None:
+            path = self.path
+            q = path.find(b"?")
+            if q >= 0:
+                for part in path[q + 1 :].split(b"&"):
+                    k, _, v = part.partition(b"=")
+                    if k == hp.query_param:
+                        return v
+        return None
+
+    def _add_response_header(self, name: bytes, value: bytes) -> None:
+        if self.extra_response is None:
+            self.extra_response = []
+        self.extra_response.append((name, value))
+
+    def _cors(self, cors: table.CorsPolicy) -> bool:
+        """Envoy's CORS filter; True when it answered the request itself."""
+        head = self.head
+        origin = request_method = None
+        for name, value in head.headers:
+            if name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                request_method = value
+        if not origin:
+            return False
+        allowed = any(_string_match(sm, origin) for sm in cors.allow_origins)
+        if head.method == b"OPTIONS" and request_method:
+            if not allowed and cors.forward_unmatched_preflights:
+                return False
+            headers = []
+            if allowed:
+                headers.append((b"access-control-allow-origin", origin))
+                if cors.allow_credentials:
+                    headers.append((b"access-control-allow-credentials", b"true"))
+            if cors.allow_methods:
+                headers.append((b"access-control-allow-methods", cors.allow_methods))
+            if cors.allow_headers:
+                headers.append((b"access-control-allow-headers", cors.allow_headers))
+            if cors.max_age:
+                headers.append((b"access-control-max-age", cors.max_age))
+            self._reply_with_ops(200, b"", headers, ())
+            return True
+        if allowed:
+            self._add_response_header(b"access-control-allow-origin", origin)
+            if cors.allow_credentials:
+                self._add_response_header(b"access-control-allow-credentials", b"true")
+            if cors.expose_headers:
+                self._add_response_header(b"access-control-expose-headers", cors.expose_headers)
+        return False
 
     # -- endings ---------------------------------------------------------
     def local(self, status: int, body: bytes = b"", flags: str = "", close: bool = False) -> None:
@@ -849,10 +1010,21 @@ class Exchange:
                 timer.cancel()
                 setattr(self, name, None)
 
+    def _release_slots(self) -> None:
+        cs = self.cs
+        if self.counted:
+            self.counted = False
+            cs.active -= 1
+        if self.retry_slot:
+            self.retry_slot = False
+            cs.retries -= 1
+
     def finish(self, close: bool) -> None:
         if self.done:
             return
         self.done = True
+        if self.counted or self.retry_slot:
+            self._release_slots()
         out = self.out
         if out is not None:
             self.out = None
@@ -874,6 +1046,8 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        if self.counted or self.retry_slot:
+            self._release_slots()
         self.flags = self._flag("DC")
         self._cancel_timers()
         attempt = self.attempt

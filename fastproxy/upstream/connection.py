@@ -27,6 +27,7 @@ class UpstreamConnection(asyncio.Protocol):
         "closed",
         "requests",
         "tunnel",
+        "owner",
     )
 
     def __init__(self, pool: Pool, parser_cls: type) -> None:
@@ -41,6 +42,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         # Downstream protocol once an upgrade turned this into a raw tunnel.
         self.tunnel: Any = None
+        # The ClusterState whose connection limit this connection counts against.
+        self.owner: Any = None
 
     # -- asyncio.Protocol ------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -75,6 +78,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
+        self._disown()
         tunnel = self.tunnel
         if tunnel is not None:
             self.tunnel = None
@@ -125,9 +129,18 @@ class UpstreamConnection(asyncio.Protocol):
             attempt.on_upgraded(self, rest)
 
     # -- control ----------------------------------------------------------
+    def _disown(self) -> None:
+        owner = self.owner
+        if owner is not None:
+            self.owner = None
+            owner.connections -= 1
+            if owner.pending:
+                owner.wake()
+
     def abort(self) -> None:
         """Drop the connection without draining (never reused)."""
         self.attempt = None
+        self._disown()
         if not self.closed:
             self.closed = True
             if self.transport is not None:
