@@ -139,6 +139,9 @@ class Upstream:
                             return
                         writer.write(b"echo:" + data)
                 custom = self.handler(req) if self.handler else None
+                if custom == "reset":
+                    writer.transport.abort()
+                    return
                 if custom is not None:
                     status, rheaders, rbody = custom
                     out = f"HTTP/1.1 {status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in rheaders)

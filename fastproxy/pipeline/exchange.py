@@ -745,7 +745,8 @@ class Exchange:
             self._new_attempt(True, host)
             return
         policy = self.route.retry  # type: ignore[union-attr]
-        if self.retries_left > 0 and replayable and retry_on_reset(policy, reason, True) and self._retry_slot():
+        sent = reason not in CONNECT_FAILURES
+        if self.retries_left > 0 and replayable and retry_on_reset(policy, reason, sent) and self._retry_slot():
             self._retry_later()
             return
         if reason in CONNECT_FAILURES:
@@ -755,7 +756,7 @@ class Exchange:
         else:
             flag = "UC"
         flags = self._flag(flag)
-        if self.retries_left == 0 and policy.attempts and retry_on_reset(policy, reason, True):
+        if self.retries_left == 0 and policy.attempts and retry_on_reset(policy, reason, sent):
             flags += ",URX"
         status = 502 if reason == "protocol error" else 503
         self.local(status, replies.reset_body(reason, transport, self.retried), flags=flags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 from collections import Counter
@@ -53,6 +54,27 @@ spec:
         httpCookie: {name: session, path: /, ttl: 60s}
 ---
 apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: random}
+spec:
+  host: random
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: byip}
+spec:
+  host: byip
+  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: byquery}
+spec:
+  host: byquery
+  trafficPolicy: {loadBalancer: {consistentHash: {httpQueryParameterName: user}}}
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: cors}
 spec:
@@ -86,6 +108,9 @@ def proxy(upstreams, tmp_path_factory):
             service_entry("sticky", 80, eps),
             service_entry("cookie", 80, eps),
             service_entry("cors", 80, eps[:1]),
+            service_entry("random", 80, eps),
+            service_entry("byip", 80, eps),
+            service_entry("byquery", 80, eps),
             POLICIES,
         ]
     )
@@ -151,6 +176,21 @@ def test_consistent_hash_on_a_header_is_sticky(proxy):
         request(proxy.port, "/", host="sticky", headers=[("x-user", f"user{i}")]).json()["server"] for i in range(40)
     }
     assert len(spread) >= 2
+
+
+def test_random_spreads_evenly_within_4_sigma(proxy):
+    n = 300
+    seen = Counter(request(proxy.port, "/", host="random").json()["server"] for _ in range(n))
+    sigma = math.sqrt(n * (1 / 3) * (2 / 3))
+    for name in ("u1", "u2", "u3"):
+        assert abs(seen[name] - n / 3) <= 4 * sigma, seen
+
+
+def test_consistent_hash_on_source_ip_and_query_parameter(proxy):
+    assert len({request(proxy.port, "/", host="byip").json()["server"] for _ in range(10)}) == 1
+    for user in ("a", "b", "c"):
+        path = f"/p?x=1&user={user}"
+        assert len({request(proxy.port, path, host="byquery").json()["server"] for _ in range(6)}) == 1
 
 
 def test_consistent_hash_cookie_is_generated_then_honoured(proxy):
