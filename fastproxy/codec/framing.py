@@ -52,6 +52,7 @@ Rules that are a choice, not forced by the RFC (documented for the lead):
   Transfer-Encoding headers, is 501 -- unless a 400 rule also applies, which
   wins (HTTP/1.0 with Transfer-Encoding, CL together with TE, an empty
   Transfer-Encoding value, bad CL, Host).
+* A Host value must be uri-host [":" port] (RFC 9110 7.2), else 400.
 * A request line that looks like ``METHOD target HTTP/d.d`` with another
   version is 505; anything else that is not ``... HTTP/1.0|1.1`` is 400
   (so an HTTP/0.9 line ``GET /`` is 400).
@@ -109,6 +110,9 @@ SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding", b"connect
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ \r\n]+) HTTP/1\.([01])\r\n")
 _VERSIONISH = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 _ABSOLUTE = re.compile(rb"(?i:https?)://((?:[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?)([/?][^#]*)?")
+# RFC 9110 7.2: Host = uri-host [ ":" port ]; anything else (spaces, "/",
+# "@", a list) is refused rather than routed and forwarded upstream.
+_HOST = re.compile(rb"(?:[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 _TRAILER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n")
@@ -287,6 +291,8 @@ def build_request_head(
         if content_length > MAX_CONTENT_LENGTH:
             raise bad_request()
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
+        raise bad_request()
+    if host is not None and _HOST.fullmatch(host) is None:
         raise bad_request()
     chunked = False
     if tes:

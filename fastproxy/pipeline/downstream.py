@@ -157,8 +157,16 @@ class Downstream(asyncio.Protocol):
             if tunnel.transport.can_write_eof():
                 tunnel.transport.write_eof()
             return True
-        # A client half-closing after its request still gets the response.
-        return self.current is not None or bool(self.queue)
+        # A client half-closing after its request still gets the response; a
+        # request whose body was still arriving can never complete, so the
+        # connection closes (and its upstream side is aborted) instead of
+        # holding an upstream connection forever.
+        if self.current is None and not self.queue:
+            return False
+        rx = self.rx
+        if isinstance(rx, Pending):
+            return rx.ended
+        return rx is None or rx.request_complete
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
