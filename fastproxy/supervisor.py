@@ -81,7 +81,9 @@ def _stats_payload(state: ProxyState) -> dict[str, Any]:
         rows = []
         for host in cs.hosts:
             pool = host.pool
-            rows.append([host.label, host.active, len(pool.idle), pool.busy, pool.connecting])
+            # The last field counts workers that have this endpoint ejected.
+            ejected = int(bool(host.ejected_until))
+            rows.append([host.label, host.active, len(pool.idle), pool.busy, pool.connecting, ejected])
         live[name] = rows
     return {
         "counters": dict(state.counters),
@@ -102,6 +104,8 @@ _COUNTERS = (
     "mirror_completed",
     "mirror_failed",
     "downstream_protocol_errors",
+    "outlier_ejections",
+    "upstream_overflow",
 )
 
 
@@ -161,9 +165,13 @@ def render_stats(totals: dict[str, Any]) -> bytes:
         for label, values in sorted(hosts.items()):
             pools[label] = values  # one pool per endpoint address, shared by clusters
             active.append(({"cluster": cluster, "endpoint": label}, values[0]))
+    ejected = []
+    for cluster, hosts in sorted(live.items()):
+        for label, values in sorted(hosts.items()):
+            ejected.append(({"cluster": cluster, "endpoint": label}, values[4]))
     pool_samples = []
     for label, values in sorted(pools.items()):
-        for state_name, v in zip(("idle", "busy", "connecting"), values[1:], strict=True):
+        for state_name, v in zip(("idle", "busy", "connecting"), values[1:4], strict=True):
             pool_samples.append(({"endpoint": label, "state": state_name}, v))
     requests = []
     errors = []
@@ -179,6 +187,7 @@ def render_stats(totals: dict[str, Any]) -> bytes:
             ("fastproxy_upstream_pool_connections", "gauge", "Upstream connections per endpoint pool.", pool_samples),
             ("fastproxy_upstream_requests_total", "counter", "Requests that reached an endpoint.", requests),
             ("fastproxy_upstream_errors_total", "counter", "5xx or no-response outcomes per endpoint.", errors),
+            ("fastproxy_upstream_ejected", "gauge", "Workers with the endpoint ejected by outlier detection.", ejected),
         ],
     )
 
@@ -195,7 +204,7 @@ def render_clusters(config: table.Config, totals: dict[str, Any]) -> bytes:
         hosts = live.get(name, {})
         for ep in cluster.endpoints:
             label = f"{ep.address}:{ep.port}"
-            act, idle, busy, connecting = hosts.get(label, [0, 0, 0, 0])
+            act, idle, busy, connecting, ejected = hosts.get(label, [0, 0, 0, 0, 0])
             n, e5, e4 = per.get((name, label), [0, 0, 0])
             prefix = f"{name}::{label}::"
             lines.append(f"{prefix}rq_active::{act}")
@@ -206,7 +215,8 @@ def render_clusters(config: table.Config, totals: dict[str, Any]) -> bytes:
             lines.append(f"{prefix}cx_busy::{busy}")
             lines.append(f"{prefix}cx_connecting::{connecting}")
             lines.append(f"{prefix}weight::{ep.weight}")
-            lines.append(f"{prefix}health_flags::healthy")
+            # Envoy's flag for an endpoint ejected by outlier detection.
+            lines.append(f"{prefix}health_flags::{'/failed_outlier_check' if ejected else 'healthy'}")
             lines.append(f"{prefix}labels::{','.join(f'{k}={v}' for k, v in sorted(ep.labels.items()))}")
     return ("\n".join(lines) + "\n").encode()
 
@@ -245,7 +255,7 @@ def admin_routes(get_config: Any, is_ready: Any, get_totals: Any) -> dict[str, A
             {
                 "cluster": cluster,
                 "endpoint": label,
-                "health": "HEALTHY",
+                "health": "EJECTED" if v[4] else "HEALTHY",
                 "active_requests": v[0],
                 "pool_idle": v[1],
                 "pool_busy": v[2],

@@ -52,6 +52,7 @@ class Upstream:
         self.name = name
         self.requests: list[dict[str, Any]] = []
         self.connections = 0
+        self.closed_connections = 0
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -193,6 +194,8 @@ class Upstream:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
+        finally:
+            self.closed_connections += 1
 
 
 # -- the proxy -----------------------------------------------------------------------

@@ -136,7 +136,6 @@ class Stats:
         # Mirror copies per (primary service, mirror cluster): a float because a
         # mirror percentage below 100 is counted as its expected share.
         self.mirrors: dict[tuple[str, str], float] = {}
-        self._mirror_keys: dict[int, tuple[tuple[str, str, float], ...]] = {}
 
     def record(self, ex: Exchange) -> None:
         state = ex.state
@@ -145,7 +144,6 @@ class Stats:
             self._config = state.config
             self._fast.clear()
             self._pins.clear()
-            self._mirror_keys.clear()
         dest = ex.dest
         ep = ex.endpoint
         # Without a destination (fault abort, redirect, NR) the route stands in for it.
@@ -164,22 +162,11 @@ class Stats:
         resp = ex.bytes_sent
         s.resp_sum += resp
         s.resp_b[bisect_left(BUCKETS, resp)] += 1
-        route = ex.route
-        if route is not None and route.mirrors and ex.request_complete:
-            self._count_mirrors(route)
 
-    def _count_mirrors(self, route: table.Route) -> None:
-        keys = self._mirror_keys.get(id(route))
-        if keys is None:
-            primary = route.destinations[0].cluster if route.destinations else None
-            src = primary.service if primary is not None else UNKNOWN
-            keys = tuple((src, m.destination.cluster_name, m.ppm / 1_000_000) for m in route.mirrors)
-            self._mirror_keys[id(route)] = keys
-            self._pins.append(route)
-        mirrors = self.mirrors
-        for src, cluster, share in keys:
-            k = (src, cluster)
-            mirrors[k] = mirrors.get(k, 0.0) + share
+    def mirrored(self, service: str, cluster_name: str) -> None:
+        """One mirror copy sent from `service`'s traffic to `cluster_name` (pipeline/mirror.py)."""
+        k = (service, cluster_name)
+        self.mirrors[k] = self.mirrors.get(k, 0.0) + 1
 
     def _slow(self, ex: Exchange, key: tuple[Any, ...]) -> Series:
         dest = ex.dest

@@ -675,7 +675,8 @@ class Exchange:
         else:
             out.extend(chunks)
         route = self.route
-        send_mirrors(self.state, route.mirrors, b"".join(out), route.timeout)  # type: ignore[union-attr]
+        service = self.dest.cluster.service  # type: ignore[union-attr]
+        send_mirrors(self.state, route.mirrors, b"".join(out), route.timeout, service)  # type: ignore[union-attr]
 
     # -- attempts --------------------------------------------------------
     def _arm_route_timer(self) -> None:

@@ -109,7 +109,9 @@ class MirrorAttempt:
         self._finish(conn, False, "mirror_failed")
 
 
-def send_mirrors(state: ProxyState, mirrors: tuple[Any, ...], data: bytes, timeout: float | None) -> None:
+def send_mirrors(
+    state: ProxyState, mirrors: tuple[Any, ...], data: bytes, timeout: float | None, service: str
+) -> None:
     """Send one copy per mirror policy whose percentage rolls in."""
     for mirror in mirrors:
         if mirror.ppm < 1_000_000 and state.rng.randrange(1_000_000) >= mirror.ppm:
@@ -126,4 +128,5 @@ def send_mirrors(state: ProxyState, mirrors: tuple[Any, ...], data: bytes, timeo
             state.counters["mirror_dropped"] += 1
             continue
         state.counters["mirror_sent"] += 1
+        state.stats.mirrored(service, dest.cluster_name)
         MirrorAttempt(state, host, data, timeout)

@@ -163,6 +163,13 @@ def test_outlier_detection_ejects_a_failing_endpoint(proxy, upstreams):
         for _ in range(10):
             assert request(proxy.port, "/", host="flaky").status == 200
         assert len(bad.requests) == before
+        label = f"127.0.0.1:{bad.port}"
+        wait_until(
+            lambda: f"outbound|80||flaky.default.svc.cluster.local::{label}::health_flags::/failed_outlier_check"
+            in proxy.admin("/clusters").decode(),
+            timeout=5,
+        )
+        assert "fastproxy_outlier_ejections_total 1" in proxy.admin("/stats/prometheus").decode()
     finally:
         bad.handler = None
 
