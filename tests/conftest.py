@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+# Subprocesses run `python -m fastproxy`; without this, a test that runs one
+# from the repository root would import the source tree (which has no
+# compiled matcher after a plain `pip install .`) instead of the installed package.
+os.environ["PYTHONSAFEPATH"] = "1"
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     from fastproxy import matcher
