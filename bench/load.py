@@ -249,7 +249,7 @@ def start_nginx(tmp: Path, name: str, conf: str, cpu: int, ports: list[int]) -> 
 def start_fastproxy(
     tmp: Path, cpu: int, mesh: int, admin: int, extra: list[str]
 ) -> tuple[subprocess.Popen, str]:
-    log_path = tmp / "fastproxy.log"
+    log_path = tmp / f"fastproxy-{mesh}.log"
     log = open(log_path, "wb")  # noqa: SIM115
     cmd = [
         sys.executable, "-m", "fastproxy", "run",
@@ -349,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per target first")
     ap.add_argument("--fastproxy-arg", action="append", default=[], help="extra argument for `fastproxy run`")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs and logs)")
+    ap.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also measure a second fastproxy started with --no-metrics (the cost of counting requests)",
+    )
     args = ap.parse_args(argv)
 
     for tool in ("wrk", "nginx"):
@@ -362,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="fastproxy-bench-"))
     tmp.chmod(0o755)  # nginx workers may run as nobody when started by root
-    ports = {k: free_port() for k in ("v10", "v11", "plain", "routes", "mesh", "admin")}
+    ports = {k: free_port() for k in ("v10", "v11", "plain", "routes", "mesh", "admin", "mesh2", "admin2")}
     procs: list[subprocess.Popen] = []
     try:
         fmtargs = {"tmp": tmp, **ports}
@@ -387,6 +392,18 @@ def main(argv: list[str] | None = None) -> int:
             Target("routes", "nginx", ports["routes"], "demoapp:8080", envoy_like),
             Target("routes", "fastproxy", ports["mesh"], "demoapp:8080", envoy_like, error=fp_error or None),
         ]
+        if args.metrics_off:
+            # Same config and CPU; only one of the two fastproxies is loaded at a time.
+            nm_proc, nm_error = start_fastproxy(
+                tmp, proxy_cpu, ports["mesh2"], ports["admin2"], [*args.fastproxy_arg, "--no-metrics"]
+            )
+            procs.append(nm_proc)
+            targets.insert(
+                3,
+                Target(
+                    "plain", "fastproxy --no-metrics", ports["mesh2"], "upstream.bench.local", error=nm_error or None
+                ),
+            )
         for t in targets:
             if t.error is None:
                 t.error = sanity(t)

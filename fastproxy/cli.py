@@ -37,12 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--codec", choices=["httptools", "h11"], help="HTTP parser (default httptools)")
     run.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS")
     run.add_argument("--seed", type=int, help="seed the random draws (weights, faults) for repeatable runs")
+    run.add_argument(
+        "--no-metrics", action="store_true", help="do not count requests (no metrics or graph data); for benchmarks"
+    )
     run.add_argument("--max-header-bytes", type=int, default=60 * 1024, metavar="N")
     run.add_argument("--max-headers", type=int, default=100, metavar="N")
     run.add_argument("--head-timeout", type=float, default=60.0, metavar="SECONDS")
     run.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS")
     run.add_argument("--upstream-idle-timeout", type=float, default=60.0, metavar="SECONDS")
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    run.add_argument(
+        "--max-connections",
+        type=int,
+        default=0,
+        metavar="N",
+        help="client connections per worker; beyond it new ones are refused at once "
+        "(default: sized to the file-descriptor limit)",
+    )
 
     check = sub.add_parser("check", help="validate config; exit 1 on problems")
     config_arg(check)
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             codec=args.codec,
             drain_timeout=args.drain_timeout,
             seed=args.seed,
+            metrics=not args.no_metrics,
             limits=Limits(
                 max_head_bytes=args.max_header_bytes,
                 max_headers=args.max_headers,
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 idle_timeout=args.idle_timeout,
                 upstream_idle_timeout=args.upstream_idle_timeout,
                 connect_timeout=args.connect_timeout,
+                max_connections=args.max_connections,
             ),
         )
     except ValueError as exc:

@@ -37,7 +37,12 @@ class RunOptions:
     codec: str | None = None
     drain_timeout: float = 10.0
     seed: int | None = None
+    metrics: bool = True
     limits: Limits = field(default_factory=Limits)
+
+
+def _no_record(ex: object) -> None:
+    """--no-metrics: requests are not counted (for measuring what counting costs)."""
 
 
 def err(line: str) -> None:
@@ -286,6 +291,8 @@ def admin_routes(get_config: Any, is_ready: Any, get_totals: Any) -> dict[str, A
 async def _single(opts: RunOptions, config: table.Config) -> int:
     loop = asyncio.get_running_loop()
     state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
+    if not opts.metrics:
+        state.record = _no_record
     state.access_log = open_access_log(opts.access_log, loop)
     listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=False)
     try:
@@ -348,6 +355,8 @@ def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
         state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
+        if not opts.metrics:
+            state.record = _no_record
         state.access_log = open_access_log(opts.access_log, loop)
         listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=True)
         try:

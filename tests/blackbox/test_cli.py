@@ -70,3 +70,14 @@ def test_run_with_the_h11_codec(tmp_path):
     ):
         r = request(proxy.port, "/codec", host="app")
         assert r.status == 200 and r.json()["path"] == "/codec"
+
+
+def test_no_metrics_flag_stops_counting_but_not_serving(tmp_path):
+    with (
+        Upstream("quiet") as up,
+        Proxy(tmp_path, service_entry("app", 80, [(up.port, {"app": "app"})]), "--no-metrics") as proxy,
+    ):
+        for _ in range(3):
+            assert request(proxy.port, "/", host="app").status == 200
+        text = proxy.admin("/stats/prometheus").decode()
+        assert "istio_requests_total{" not in text
