@@ -4,6 +4,7 @@ gateway ports in step with the config across reloads."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 from typing import Any
 
@@ -13,6 +14,29 @@ from fastproxy.server import ProxyState
 
 class ListenError(Exception):
     pass
+
+
+# File descriptors kept back for listeners, the admin server, logs and DNS.
+FD_RESERVE = 64
+
+
+def default_max_connections() -> int:
+    """Client connections a worker can hold without running out of file
+    descriptors: each may need a second one for its upstream connection."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(16, (soft - FD_RESERVE) // 2)
+
+
+class _Refused(asyncio.Protocol):
+    """Over the connection limit: drop the new connection at once (RST), so
+    an overload costs the newcomer a fast failure instead of slowing everyone."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: Any) -> None:
+        transport.abort()
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -76,7 +100,19 @@ class ListenerSet:
         state = self.state
         mesh = key == "mesh"
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: Downstream(state, key, mesh), sock=sock)
+        limit = state.limits.max_connections or default_max_connections()
+        connections = state.connections
+        counters = state.counters
+
+        def accept() -> asyncio.Protocol:
+            # `connections` holds every open client connection of this worker,
+            # across listeners; the factory runs right before connection_made.
+            if len(connections) >= limit:
+                counters["downstream_cx_overflow"] += 1
+                return _Refused()
+            return Downstream(state, key, mesh)
+
+        server = await loop.create_server(accept, sock=sock)
         self.servers[key] = server
         self.addresses[key] = sock.getsockname()[:2]
 

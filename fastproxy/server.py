@@ -31,6 +31,9 @@ class Limits:
     idle_timeout: float = 300.0
     upstream_idle_timeout: float = 60.0
     connect_timeout: float = 10.0
+    # Client connections per worker beyond which new ones are refused at
+    # once; 0 sizes it from the file-descriptor limit (listeners.py).
+    max_connections: int = 0
 
 
 class ProxyState:

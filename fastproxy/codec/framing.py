@@ -455,7 +455,9 @@ class _Framer:
                         # A head with a bare LF would never end: refuse it now.
                         # It takes precedence over the size limit, so that the
                         # outcome does not depend on how the bytes arrived.
-                        if _BARE_LF.search(data, pos, pos + self._max_head + 1) is not None:
+                        # (A LF right at `pos` is checked on its own: the
+                        # lookbehind would see the previous message's last byte.)
+                        if data[pos] == 10 or _BARE_LF.search(data, pos, pos + self._max_head + 1) is not None:
                             raise self._fail()
                         if n - pos > self._max_head:
                             raise self._too_large()

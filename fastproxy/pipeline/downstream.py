@@ -79,6 +79,7 @@ class Downstream(asyncio.Protocol):
         "listener_key_str",
         "feeding",
         "deferred",
+        "eof",
     )
 
     def __init__(self, state: ProxyState, listener_name: Any, mesh: bool) -> None:
@@ -110,6 +111,7 @@ class Downstream(asyncio.Protocol):
         # body is malformed in the same packet never reaches an upstream.
         self.feeding = False
         self.deferred: Exchange | None = None
+        self.eof = False  # the client half-closed (eof_received)
 
     def listener(self) -> Listener | None:
         # None once a reload removed this gateway port: requests get 404.
@@ -152,8 +154,14 @@ class Downstream(asyncio.Protocol):
             ex.begin()
 
     def eof_received(self) -> bool:
+        self.eof = True
         tunnel = self.tunnel
         if tunnel is not None:
+            if tunnel.eof:
+                # Both directions of the tunnel are finished: close both sides
+                # (a half-closed transport is never closed for us).
+                tunnel.transport.close()
+                return False
             if tunnel.transport.can_write_eof():
                 tunnel.transport.write_eof()
             return True
@@ -274,6 +282,10 @@ class Downstream(asyncio.Protocol):
             if self.pending_error is not None:
                 self._reply_error(self.pending_error)
                 return
+            if self.eof:
+                # The client half-closed while we answered: nothing more can come.
+                self.close()
+                return
             self.resume(PAUSE_PIPELINE)
             parser = self.parser
             if parser is not None and parser.head_started():
@@ -326,6 +338,10 @@ class Downstream(asyncio.Protocol):
         self.phase = _BUSY
         if rest:
             self.transport.write(rest)
+        if self.eof and conn.transport.can_write_eof():
+            # The client finished sending before the upstream accepted the
+            # upgrade: pass its half-close on, or both sides wait forever.
+            conn.transport.write_eof()
         if self.paused:
             self.paused = 0
             self.transport.resume_reading()

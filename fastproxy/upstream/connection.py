@@ -28,6 +28,7 @@ class UpstreamConnection(asyncio.Protocol):
         "requests",
         "tunnel",
         "owner",
+        "eof",
     )
 
     def __init__(self, pool: Pool, parser_cls: type) -> None:
@@ -42,6 +43,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         # Downstream protocol once an upgrade turned this into a raw tunnel.
         self.tunnel: Any = None
+        self.eof = False  # the upstream half-closed a tunnel
         # The ClusterState whose connection limit this connection counts against.
         self.owner: Any = None
 
@@ -66,9 +68,15 @@ class UpstreamConnection(asyncio.Protocol):
             attempt.flush()
 
     def eof_received(self) -> bool:
-        if self.tunnel is not None:
-            if self.tunnel.transport.can_write_eof():
-                self.tunnel.transport.write_eof()
+        tunnel = self.tunnel
+        if tunnel is not None:
+            self.eof = True
+            if tunnel.eof:
+                # The client had finished sending too: the tunnel is over.
+                tunnel.close()
+                return False
+            if tunnel.transport.can_write_eof():
+                tunnel.transport.write_eof()
             return True
         try:
             self.parser.feed_eof()

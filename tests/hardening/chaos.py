@@ -6,6 +6,7 @@ chosen by the request path (first segment):
   /ok                  200 "ok", keep-alive
   /reset               abort (RST) before any response byte
   /close-mid-body      head announcing 1000 bytes, 100 sent, then close
+  /slow                200 after 0.3 s
   /never               never answers; holds the connection until the peer closes
   /bad-status          malformed status line
   /bad-header          header line without a colon
@@ -100,9 +101,7 @@ class Chaos:
                         break
                     body += await reader.readexactly(size)
                     await reader.readexactly(2)
-            self.requests.append(
-                {"method": method, "path": target, "headers": headers, "body": body, "nth": served}
-            )
+            self.requests.append({"method": method, "path": target, "headers": headers, "body": body, "nth": served})
             served += 1
             kind = target.split("?")[0].strip("/").split("/")
             w = writer.write
@@ -113,6 +112,8 @@ class Chaos:
                 w(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"x" * 100)
                 await writer.drain()
                 return
+            if kind[0] == "slow":
+                await asyncio.sleep(0.3)
             if kind[0] == "never":
                 await reader.read()  # until the proxy gives up on us
                 return

@@ -118,9 +118,11 @@ def parse(module: object, data: bytes, bytewise: bool) -> tuple[object, list[tup
     parser = module.RequestParser(sink)
     pieces = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
     try:
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             parser.feed(piece)
             if sink.events and sink.events[-1][0] == "upgrade":
+                # Later bytes belong to the tunnel, which the caller feeds itself.
+                sink.events[-1] = ("upgrade", sink.events[-1][1] + b"".join(pieces[i + 1 :]))
                 break
     except ProtocolError as exc:
         assert exc.status in ALLOWED_REJECTIONS, exc.status

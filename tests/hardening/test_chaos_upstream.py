@@ -58,7 +58,8 @@ def proxy(request, chaos, tmp_path_factory):
 
 def busy_slots(proxy: Proxy, port: int) -> int:
     text = proxy.admin("/stats/prometheus").decode()
-    m = re.search(r'fastproxy_upstream_pool_connections\{endpoint="127.0.0.1:%d",state="busy"\} (\d+)' % port, text)
+    pattern = r'fastproxy_upstream_pool_connections\{endpoint="127.0.0.1:' + str(port) + r'",state="busy"\} (\d+)'
+    m = re.search(pattern, text)
     return int(m.group(1)) if m else 0
 
 

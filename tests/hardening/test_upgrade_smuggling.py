@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from chaos import Chaos
-from support import Proxy, read_response, request, service_entry
+from chaos import Chaos, fd_count
+from support import Proxy, Upstream, read_response, request, service_entry, wait_until
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nhost: chaos\r\n\r\n"
 UPGRADE = b"GET /ws HTTP/1.1\r\nhost: chaos\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
@@ -45,3 +45,25 @@ def test_bytes_behind_a_refused_upgrade_never_reach_the_upstream(proxy, chaos):
         # ... and no later client may receive the answer to someone else's smuggled request.
         assert r.body == b"/next"
     assert b"/smuggled" not in b"".join(p.encode() for p in chaos.paths()[before:])
+
+
+@pytest.mark.parametrize("early_eof", [False, True])
+def test_a_finished_tunnel_releases_both_connections(tmp_path, early_eof):
+    # Client half-closes (before or after the 101), the origin answers and
+    # closes: the proxy must close both sides, not keep half-closed sockets forever.
+    with Upstream("ws") as up, Proxy(tmp_path, service_entry("app", 80, [(up.port, {"app": "app"})])) as proxy:
+        assert request(proxy.port, "/", host="app").status == 200
+        fds = fd_count(proxy.proc.pid)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+            hello = UPGRADE.replace(b"chaos", b"app") + b"ping"
+            sock.sendall(hello)
+            if early_eof:
+                sock.shutdown(socket.SHUT_WR)
+            got = b""
+            while b"echo:ping" not in got:
+                got += sock.recv(4096)
+            if not early_eof:
+                sock.shutdown(socket.SHUT_WR)
+            while sock.recv(4096):
+                pass
+        wait_until(lambda: fd_count(proxy.proc.pid) <= fds, timeout=5)

@@ -1,0 +1,56 @@
+"""--max-connections: beyond the limit new connections are refused at once,
+the admitted ones keep being served, and refusals are counted in metrics."""
+
+from __future__ import annotations
+
+import re
+import resource
+import socket
+import time
+
+from support import Proxy, Upstream, read_response, request, service_entry, wait_until
+
+from fastproxy.listeners import FD_RESERVE, default_max_connections
+
+
+def refused(port: int) -> bool:
+    """True when the proxy drops a new connection without serving it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n")
+            return sock.recv(100) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+
+def test_connections_beyond_the_limit_are_refused_quickly(tmp_path):
+    with Upstream("ov") as up:
+        config = service_entry("app", 80, [(up.port, {"app": "app"})])
+        with Proxy(tmp_path, config, "--max-connections", "5") as proxy:
+            held = []
+            for _ in range(5):
+                s = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+                s.sendall(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n")
+                assert read_response(s).status == 200
+                held.append(s)
+            for _ in range(3):
+                started = time.monotonic()
+                assert refused(proxy.port)
+                assert time.monotonic() - started < 0.5
+            # The admitted connections are unaffected.
+            for s in held:
+                s.sendall(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n")
+                assert read_response(s).status == 200
+            text = proxy.admin("/stats/prometheus").decode()
+            m = re.search(r"fastproxy_downstream_cx_overflow_total (\d+)", text)
+            assert m and int(m.group(1)) >= 3, text[-2000:]
+            # A slot freed is a slot available again.
+            held.pop().close()
+            wait_until(lambda: request(proxy.port, "/", host="app", timeout=2).status == 200, timeout=5)
+            for s in held:
+                s.close()
+
+
+def test_default_limit_is_sized_to_the_file_descriptor_limit():
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert default_max_connections() == max(16, (soft - FD_RESERVE) // 2)
