@@ -112,6 +112,7 @@ def test_slow_reader_of_50_mib_keeps_rss_growth_under_32_mib(proxy, chaos):
         sampler.join()
     assert got == size
     growth_mib = (peak[0] - start) / 1024
+    print(f"slow reader of 50 MiB: proxy RSS grew by {growth_mib:.1f} MiB")
     assert growth_mib < 32, f"RSS grew by {growth_mib:.1f} MiB"
 
 
