@@ -111,6 +111,7 @@ _COUNTERS = (
     "downstream_protocol_errors",
     "outlier_ejections",
     "upstream_overflow",
+    "downstream_cx_overflow",
 )
 
 

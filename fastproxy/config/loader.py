@@ -49,6 +49,21 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+# YAML 1.1's own types; anything else (!!python/..., !custom) means nothing to Istio.
+_STANDARD_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t
+    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary", "merge", "value")
+)
+
+
+class _Refused(ValueError):
+    """A document that cannot be used at all, with the line of the culprit."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 class _Builder:
     """Turns a composed node graph into YMap/YList/scalars."""
 
@@ -66,6 +81,10 @@ class _Builder:
             except yaml.YAMLError as exc:
                 self._problems.append(f"{self._file}:{_line(node)}: {_one_line(exc)}")
                 return None
+        if node.tag not in _STANDARD_TAGS:
+            # Application tags (!!python/..., !custom) mean nothing to Istio; safe
+            # loading would ignore them on collections, so the document is refused.
+            raise _Refused(_line(node), f"unsupported YAML tag {node.tag!r}")
         if isinstance(node, yaml.SequenceNode):
             out = YList(_line(node))
             for item in node.value:
@@ -146,7 +165,12 @@ def load_file(path: str, problems: list[str]) -> Iterator[Document]:
 
 def load_text(text: str, path: str, problems: list[str]) -> Iterator[Document]:
     builder = _Builder(path, problems)
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader validates the characters of the whole text on creation.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}:{_yaml_error_line(exc)}: YAML syntax error: {_yaml_error_text(exc)}")
+        return
     index = 0
     try:
         while loader.check_node():
@@ -158,7 +182,7 @@ def load_text(text: str, path: str, problems: list[str]) -> Iterator[Document]:
             try:
                 data = builder.build(node)
             except ValueError as exc:
-                problems.append(f"{path}:{_line(node)}: {exc}")
+                problems.append(f"{path}:{getattr(exc, 'line', _line(node))}: {exc}")
                 index += 1
                 continue
             yield Document(path, _line(node), index, data)

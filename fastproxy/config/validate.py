@@ -41,7 +41,7 @@ class Ctx:
         self.warnings = warnings
 
     def add(self, line: int, path: str, message: str) -> None:
-        self.problems.append(f"{self.file}:{line}: {self.ident}: {path}: {message}")
+        self.problems.append(_one_line(f"{self.file}:{line}: {self.ident}: {path}: {message}"))
 
     def at(self, node: m.Node, name: str, message: str) -> None:
         """A problem with field `name` of `node` (its own line when it has one)."""
@@ -49,7 +49,7 @@ class Ctx:
         self.add(node.line_of(name) if name else node._line, path, message)
 
     def warn(self, line: int, path: str, message: str) -> None:
-        self.warnings.append(f"{self.file}:{line}: {self.ident}: {path}: {message}")
+        self.warnings.append(_one_line(f"{self.file}:{line}: {self.ident}: {path}: {message}"))
 
 
 # ---------------------------------------------------------------- shape conversion
@@ -297,7 +297,7 @@ def _resource(
         return None
     group = api.split("/", 1)[0] if "/" in api else ""
     if group != "networking.istio.io" or kind not in m.SPEC_TYPES:
-        warnings.append(f"{where}: skipping {api} {kind} {shown} (not a traffic-management kind)")
+        warnings.append(_one_line(f"{where}: skipping {api} {kind} {shown} (not a traffic-management kind)"))
         return None
     if api not in m.API_VERSIONS:
         ctx.add(
@@ -324,9 +324,9 @@ def _resource(
                 "metadata.name",
                 "required field missing" if name is None else "expected a non-empty string",
             )
-        elif not _DNS1123_SUBDOMAIN.match(name):
+        elif not _DNS1123_SUBDOMAIN.fullmatch(name):
             ctx.add(klines.get("name", mline), "metadata.name", f'invalid name "{name}" (must be a DNS-1123 name)')
-        if not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace):
+        if not isinstance(namespace, str) or not _DNS1123_LABEL.fullmatch(namespace):
             ctx.add(klines.get("namespace", mline), "metadata.namespace", f"invalid namespace {namespace!r}")
         got = convert(ctx, dict[str, str] | None, meta.get("labels"), "metadata.labels", klines.get("labels", mline))
         labels = got or {}
@@ -368,6 +368,11 @@ def _resource(
 
 
 # ---------------------------------------------------------------- shared checks
+
+def _one_line(text: str) -> str:
+    # A problem is one line whatever a name or value in it contains.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -533,7 +538,7 @@ def _check_destination(ctx: Ctx, dest: m.Destination | None, owner: m.Node, name
         ctx.at(dest, "host", "destination host is required")
     else:
         check_hostname(ctx, dest, "host", dest.host, allow_star=False)
-    if dest.subset is not None and not _DNS1123_LABEL.match(dest.subset):
+    if dest.subset is not None and not _DNS1123_LABEL.fullmatch(dest.subset):
         ctx.at(dest, "subset", f'invalid subset name "{dest.subset}"')
     if dest.port is not None:
         check_port(ctx, dest.port, "number", dest.port.number, required=True)

@@ -50,7 +50,7 @@ class Pending:
         self.ended = True
 
     def on_upgrade_data(self, rest: bytes) -> None:
-        self.rest = rest
+        self.rest += rest
 
 
 class Downstream(asyncio.Protocol):
@@ -135,7 +135,10 @@ class Downstream(asyncio.Protocol):
             return
         parser = self.parser
         if parser is None:
-            return  # after a protocol error: discard
+            rx = self.rx
+            if rx is not None and rx.head.upgrade and self.pending_error is None:
+                rx.on_upgrade_data(data)  # waiting for the upstream's 101
+            return  # otherwise after a protocol error: discard
         if self.phase == _IDLE:
             self.phase = _HEAD
             self.deadline = self.loop.time() + self.state.head_timeout

@@ -197,8 +197,6 @@ class Attempt:
             if ex.chunked_up:
                 out.append(_CHUNK_END)
             self.arm_per_try_timer()
-        if ex.tunnel_rest:
-            out.append(ex.tunnel_rest)
         conn.transport.write(b"".join(out))
         if ex.body_size > REPLAY_LIMIT:
             ex.body_buf = None
@@ -297,7 +295,9 @@ class Attempt:
         ex = self.ex
         # The connection already forgot us; release() puts it back in the pool.
         self.conn = conn
-        self.release(ex.upstream_keep_alive and ex.request_complete)
+        # An upgrade request answered without a 101 leaves the connection in
+        # an unknown state for the upstream: never reuse it.
+        self.release(ex.upstream_keep_alive and ex.request_complete and not ex.head.upgrade)
         ex.response_complete()
 
     def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
@@ -310,6 +310,9 @@ class Attempt:
         conn.pool.discard(conn)
         self.host.active -= 1
         self.host = None  # type: ignore[assignment]
+        if ex.tunnel_rest:
+            conn.transport.write(ex.tunnel_rest)
+            ex.tunnel_rest = b""
         ex.ds.start_tunnel(conn, rest)
         ex.upgraded()
 
@@ -657,11 +660,12 @@ class Exchange:
             attempt.arm_per_try_timer()
 
     def on_upgrade_data(self, rest: bytes) -> None:
-        self.tunnel_rest = rest
-        attempt = self.attempt
-        if attempt is not None and attempt.conn is not None and rest:
-            attempt.conn.transport.write(rest)
-            self.tunnel_rest = b""
+        # Bytes behind an upgrade request are held until the upstream accepts
+        # the upgrade (101): an upstream that ignores it must never read them
+        # as another request.
+        self.tunnel_rest += rest
+        if len(self.tunnel_rest) > 65536:
+            self.ds.pause(4)
 
     def _mirror(self) -> None:
         chunks = self.body_buf

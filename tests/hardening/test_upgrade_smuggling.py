@@ -27,12 +27,6 @@ def proxy(chaos, tmp_path_factory):
         yield p
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exchange.py: Attempt.bind writes the client's post-upgrade bytes (ex.tunnel_rest) upstream "
-    "before a 101 arrived, and on_response_end returns the connection to the pool although the upgrade "
-    "was not accepted; fix: hold tunnel bytes until on_upgraded, and release(False) when head.upgrade",
-)
 def test_bytes_behind_a_refused_upgrade_never_reach_the_upstream(proxy, chaos):
     before = len(chaos.requests)
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
