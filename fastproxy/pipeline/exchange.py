@@ -52,12 +52,33 @@ _HEADER_ACTION: dict[bytes, int] = {
     b"content-length": _SKIP,
     b"expect": _SKIP,
     b"x-envoy-attempt-count": _SKIP,
+    # Router control headers: consumed (or ignored) by the proxy, never forwarded.
+    b"x-envoy-retry-on": _SKIP,
+    b"x-envoy-retry-grpc-on": _SKIP,
+    b"x-envoy-max-retries": _SKIP,
+    b"x-envoy-retriable-status-codes": _SKIP,
+    b"x-envoy-retriable-header-names": _SKIP,
+    b"x-envoy-upstream-rq-timeout-ms": _SKIP,
+    b"x-envoy-upstream-rq-per-try-timeout-ms": _SKIP,
+    b"x-envoy-hedge-on-per-try-timeout": _SKIP,
     b"x-forwarded-proto": _XFP,
     b"x-forwarded-for": _XFF,
     b"x-request-id": _REQUEST_ID,
 }
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_NAMES: frozenset[bytes] = frozenset()
+# gRPC status names (google.rpc.Code) as Istio's grpcStatus takes them.
+_GRPC_CODES = {
+    name: i
+    for i, name in enumerate(
+        (
+            "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+            "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+            "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+        )
+    )
+}  # fmt: skip
 _CHUNK_END = b"0\r\n\r\n"
 
 
@@ -461,6 +482,9 @@ class Exchange:
         assert route is not None
         fault = route.fault
         if fault is not None and fault.abort_ppm and self.state.fault_rng.randrange(1_000_000) < fault.abort_ppm:
+            if fault.abort_status is None and fault.abort_grpc is not None:
+                self._grpc_abort(fault.abort_grpc)
+                return
             self.local(fault.abort_status or 503, replies.FAULT_ABORT, flags=self._flag("FI"))
             return
         if route.cors is not None and self._cors(route.cors):
@@ -500,6 +524,17 @@ class Exchange:
             if route.mirrors:
                 self._mirror()
         self._new_attempt(False)
+
+    def _grpc_abort(self, code: str) -> None:
+        """A grpcStatus abort: HTTP 200 carrying the gRPC status, as Envoy's fault filter replies."""
+        self.flags = self._flag("FI")
+        number = _GRPC_CODES.get(code.upper(), 2)
+        extra = [(b"grpc-status", b"%d" % number), (b"grpc-message", b"fault filter abort")]
+        if any(n == b"content-type" and v.startswith(b"application/grpc") for n, v in self.head.headers):
+            # A trailers-only gRPC response: no body, the status in the headers.
+            self._reply_with_ops(200, b"", [(b"content-type", b"application/grpc"), *extra], ())
+        else:
+            self._reply_with_ops(200, replies.FAULT_ABORT, [(b"content-type", b"text/plain"), *extra], ())
 
     def _flag(self, flag: str) -> str:
         return self.flags + "," + flag if self.flags else flag
@@ -804,11 +839,13 @@ class Exchange:
         policy = route.retry
         # Below 400 only an explicitly listed status code can be retriable
         # (gRPC status conditions do not occur on HTTP/1.1).
-        if (
-            policy.retry_on
-            and (status >= 400 or status in policy.retriable_codes)
-            and retry_on_response(policy, status, head.headers)
-        ):
+        if policy.retry_on & table.RETRY_RETRIABLE_HEADERS:
+            retriable = self._retriable_header_names()
+            retry = bool(retriable) or status >= 400 or status in policy.retriable_codes
+        else:
+            retriable = _NO_NAMES
+            retry = status >= 400 or status in policy.retriable_codes
+        if policy.retry_on and retry and retry_on_response(policy, status, head.headers, retriable):
             if self.retries_left > 0 and self.body_buf is not None and self._retry_slot():
                 attempt.release(False)
                 self.attempt = None
@@ -899,6 +936,16 @@ class Exchange:
             self._release_slots()
         self._cancel_timers()
         self.state.observe(self)
+
+    def _retriable_header_names(self) -> frozenset[bytes]:
+        # Only the mesh listener honours it: gateways strip x-envoy-* from clients.
+        if not self.ds.mesh:
+            return _NO_NAMES
+        names: set[bytes] = set()
+        for name, value in self.head.headers:
+            if name == b"x-envoy-retriable-header-names":
+                names.update(t.strip().lower() for t in value.split(b",") if t.strip())
+        return frozenset(names)
 
     def overflow(self, attempt: Attempt | None) -> None:
         """A circuit breaker is full: Envoy's 503 UO, never retried."""

@@ -17,7 +17,13 @@ _GRPC = {
 }
 
 
-def retry_on_response(policy: table.RetryPolicy, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+def retry_on_response(
+    policy: table.RetryPolicy,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    retriable_headers: frozenset[bytes] = frozenset(),
+) -> bool:
+    """`retriable_headers`: names from the request's x-envoy-retriable-header-names."""
     rc = policy.retry_on
     if not rc:
         return False
@@ -38,6 +44,12 @@ def retry_on_response(policy: table.RetryPolicy, status: int, headers: list[tupl
     if rc & table.RETRY_RETRIABLE_4XX and status == 409:
         return True
     if rc & table.RETRY_RETRIABLE_STATUS_CODES and status in policy.retriable_codes:
+        return True
+    if (
+        rc & table.RETRY_RETRIABLE_HEADERS
+        and retriable_headers
+        and any(name in retriable_headers for name, _ in headers)
+    ):
         return True
     if grpc_status is not None:
         bit = _GRPC.get(grpc_status.strip())

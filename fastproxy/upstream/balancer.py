@@ -96,8 +96,7 @@ class ClusterState:
 
     # -- choosing an endpoint ----------------------------------------------
     def choose(self, tried: tuple[HostState, ...] = (), key: bytes | None = None) -> HostState | None:
-        """Pick an endpoint; avoid hosts in `tried` when another one exists
-        (Envoy's previous_hosts predicate re-picks up to 5 times)."""
+        """Pick an endpoint; avoid hosts in `tried` when another one exists."""
         hosts = self.healthy
         outlier = self.outlier
         # Panic mode: with too few healthy hosts, all hosts are used again.
@@ -115,13 +114,17 @@ class ClusterState:
             return self._by_hash(key)
         if n == 1:
             return hosts[0]
-        host = self._pick(hosts, n)
         if tried:
-            for _ in range(5):
-                if host not in tried:
-                    break
-                host = self._pick(hosts, n)
-        return host
+            # Envoy's previous_hosts predicate re-picks (up to 5 times) until it
+            # finds a host not tried yet; picking among the untried ones gets the
+            # same result without depending on luck.
+            untried = [h for h in hosts if h not in tried]
+            if untried:
+                hosts = untried
+                n = len(hosts)
+                if n == 1:
+                    return hosts[0]
+        return self._pick(hosts, n)
 
     def _pick(self, hosts: list[HostState], n: int) -> HostState:
         lb = self.lb

@@ -28,6 +28,12 @@ VS = (
     + rule("limited", "5xx")
     + rule("ratelimited", "envoy-ratelimited")
     + rule("cf", "connect-failure")
+    + rule("hdrs", "retriable-headers")
+    + """  - match: [{uri: {prefix: /grpcabort}}]
+    fault:
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}
+    route: [{destination: {host: app}}]
+"""
     + """  - match: [{uri: {prefix: /both}}]
     fault:
       delay: {fixedDelay: 100ms, percentage: {value: 100}}
@@ -182,3 +188,48 @@ def test_slow_mirror_does_not_delay_the_primary_and_zero_percent_sends_nothing(p
     wait_until(lambda: any(q["path"] == "/mirror-slow" for q in slow.requests))
     copies = [q for q in slow.requests if q["path"] == "/mirror-slow"]
     assert len(copies) == 1  # the 0 % mirror policy sent nothing
+
+
+def test_retriable_headers_named_by_the_request(proxy, upstreams):
+    app, _ = upstreams
+    calls = serve(app, "/hdrs", [(503, [("x-please-retry", "1")], b"again"), (200, [], b"ok")])
+    try:
+        r = request(proxy.port, "/hdrs", host="app", headers=[("x-envoy-retriable-header-names", "X-Please-Retry")])
+    finally:
+        app.handler = None
+    assert (r.status, r.body, len(calls)) == (200, b"ok", 2)
+    # The control header is consumed by the proxy, never forwarded.
+    assert "x-envoy-retriable-header-names" not in dict(calls[0]["headers"])
+    calls = serve(app, "/hdrs", [(503, [("x-other", "1")], b"again"), (200, [], b"ok")])
+    try:
+        r = request(proxy.port, "/hdrs", host="app", headers=[("x-envoy-retriable-header-names", "x-please-retry")])
+    finally:
+        app.handler = None
+    assert (r.status, len(calls)) == (503, 1)
+
+
+def test_grpc_status_abort(proxy, upstreams):
+    app, _ = upstreams
+    before = len(app.requests)
+    r = request(proxy.port, "/grpcabort", host="app", headers=[("content-type", "application/grpc")])
+    assert r.status == 200 and r.body == b""
+    assert (r.header("grpc-status"), r.header("grpc-message")) == ("14", "fault filter abort")
+    assert len(app.requests) == before
+
+
+def test_bodies_beyond_the_replay_buffer_stream_and_are_not_retried(proxy, upstreams):
+    app, _ = upstreams
+    calls = serve(app, "/gw", [(502, [], b"bad"), (200, [], b"ok")])
+    try:
+        r = request(proxy.port, "/gw", host="app", method="POST", body=b"z" * (1024 * 1024 + 10))
+    finally:
+        app.handler = None
+    assert (r.status, len(calls)) == (502, 1)
+    assert len(calls[0]["body"]) == 1024 * 1024 + 10
+    calls = serve(app, "/gw", [(502, [], b"bad"), (200, [], b"ok")])
+    try:
+        r = request(proxy.port, "/gw", host="app", method="POST", body=b"z" * 1000)
+    finally:
+        app.handler = None
+    assert (r.status, len(calls)) == (200, 2)
+    assert calls[1]["body"] == "z" * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -76,6 +77,22 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
+metadata: {name: prev}
+spec:
+  hosts: [prev]
+  http:
+  - retries: {attempts: 1, retryOn: 5xx}
+    route: [{destination: {host: prev}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: slowconnect}
+spec:
+  host: slowconnect
+  trafficPolicy: {connectionPool: {tcp: {connectTimeout: 300ms}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
 metadata: {name: cors}
 spec:
   hosts: [cors]
@@ -92,6 +109,32 @@ spec:
 """
 
 
+def _full_backlog() -> tuple[list[socket.socket], int]:
+    """A listener that never accepts, its backlog filled: new SYNs go unanswered."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    return [listener, *fillers], port
+
+
+@pytest.fixture(scope="module")
+def backlog_port():
+    sockets, port = _full_backlog()
+    yield port
+    for sock in sockets:
+        sock.close()
+
+
 @pytest.fixture(scope="module")
 def upstreams():
     with Upstream("u1") as u1, Upstream("u2") as u2, Upstream("u3") as u3:
@@ -99,7 +142,7 @@ def upstreams():
 
 
 @pytest.fixture(scope="module")
-def proxy(upstreams, tmp_path_factory):
+def proxy(upstreams, backlog_port, tmp_path_factory):
     eps = [(u.port, {"app": "x", "version": u.name}) for u in upstreams]
     config = "---\n".join(
         [
@@ -111,6 +154,8 @@ def proxy(upstreams, tmp_path_factory):
             service_entry("random", 80, eps),
             service_entry("byip", 80, eps),
             service_entry("byquery", 80, eps),
+            service_entry("prev", 80, eps[:2]),
+            service_entry("slowconnect", 80, [(backlog_port, {"app": "slow"})]),
             POLICIES,
         ]
     )
@@ -249,3 +294,24 @@ def test_cors_actual_request_headers_and_unmatched_origin(proxy):
 def test_no_request_leaves_the_breakers_held(proxy):
     # After all of the above, the tight cluster serves a plain request at once.
     wait_until(lambda: request(proxy.port, "/", host="tight").status == 200, timeout=5)
+
+
+def test_a_retry_goes_to_another_endpoint(proxy, upstreams):
+    bad = upstreams[1]
+    bad.handler = lambda req: (503, [], b"down")
+    try:
+        for _ in range(20):
+            r = request(proxy.port, "/", host="prev")
+            assert r.status == 200 and r.json()["server"] == "u1"
+    finally:
+        bad.handler = None
+
+
+def test_connect_timeout_from_the_destination_rule(proxy):
+    started = time.monotonic()
+    r = request(proxy.port, "/", host="slowconnect")
+    elapsed = time.monotonic() - started
+    assert r.status == 503
+    assert r.body.endswith(b"reset reason: connection timeout")
+    # Two default retries, each cut at 300 ms.
+    assert 0.8 < elapsed < 3
