@@ -86,10 +86,14 @@ def test_x_envoy_headers_are_stripped_at_gateways_and_kept_on_the_mesh(proxy, up
         if name != "x-envoy-original-path":
             assert name not in seen, name
     assert "x-envoy-original-path" not in seen
-    # The sidecar (mesh) listener passes them on, as Envoy with use_remote_address=false does.
-    r = request(proxy.port, "/mesh", host="app", headers=[("x-envoy-max-retries", "1")])
+    # The sidecar (mesh) listener passes other x-envoy-* headers on, as Envoy with
+    # use_remote_address=false does; the router's control headers it consumes and
+    # never forwards (traffic-semantics 14.1).
+    r = request(proxy.port, "/mesh", host="app", headers=[("x-envoy-max-retries", "1"), ("x-envoy-custom", "1")])
     assert r.status == 200
-    assert dict(upstream.requests[-1]["headers"]).get("x-envoy-max-retries") == "1"
+    seen = dict(upstream.requests[-1]["headers"])
+    assert seen.get("x-envoy-custom") == "1"
+    assert "x-envoy-max-retries" not in seen
 
 
 @pytest.mark.parametrize("port_of", ["mesh", "gateway"])
