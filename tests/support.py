@@ -38,37 +38,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
 
 
 # -- upstream servers ------------------------------------------------------------
-class Upstream:
-    """An HTTP/1.1 origin on 127.0.0.1 in a background thread.
+class ThreadedServer:
+    """An asyncio TCP server on 127.0.0.1 running in a background thread;
+    subclasses implement `_serve(reader, writer)`."""
 
-    Default reply: 200 with a JSON echo of the request.  Paths steer it:
-    /status/N, /delay/SECONDS, /chunked, /close-delimited, /reset (close
-    before any response byte), /garbage (malformed response), /big/N (N bytes),
-    /head-check, /arm-drop (the connection is dropped on its next request);
-    a request header `x-delay: SECONDS` delays any answer.  Every request is recorded in `.requests`.
-    """
-
-    def __init__(self, name: str = "up") -> None:
-        self.name = name
-        self.requests: list[dict[str, Any]] = []
-        self.connections = 0
-        self.closed_connections = 0
-        self.loop = asyncio.new_event_loop()
-        self.server: asyncio.AbstractServer | None = None
+    def __init__(self) -> None:
         self.port = 0
+        self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.handler: Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], bytes] | None] | None = None
+        self._server: asyncio.AbstractServer | None = None
 
-    def __enter__(self) -> Upstream:
+    def __enter__(self) -> Any:
         self._thread.start()
-        fut = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
-        fut.result(5)
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         async def stop() -> None:
-            assert self.server is not None
-            self.server.close()
+            assert self._server is not None
+            self._server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
@@ -80,8 +68,32 @@ class Upstream:
         self.loop.close()
 
     async def _start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class Upstream(ThreadedServer):
+    """An HTTP/1.1 origin on 127.0.0.1 in a background thread.
+
+    Default reply: 200 with a JSON echo of the request.  Paths steer it:
+    /status/N, /delay/SECONDS, /chunked, /close-delimited, /reset (close
+    before any response byte), /garbage (malformed response), /big/N (N bytes),
+    /head-check, /arm-drop (the connection is dropped on its next request);
+    a request header `x-delay: SECONDS` delays any answer.  Every request is
+    recorded in `.requests`; `handler(req)` may return (status, headers, body)
+    or "reset" to take over the reply.
+    """
+
+    def __init__(self, name: str = "up") -> None:
+        super().__init__()
+        self.name = name
+        self.requests: list[dict[str, Any]] = []
+        self.connections = 0
+        self.closed_connections = 0
+        self.handler: Callable[[dict[str, Any]], Any] | None = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -29,46 +29,21 @@ import asyncio
 import os
 import socket
 import struct
-import threading
 from typing import Any
 
+from support import ThreadedServer
 
-class Chaos:
+
+class Chaos(ThreadedServer):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
         self.heads: list[str] = []  # targets of request heads, recorded before their bodies
         self.open = 0
         self.connections = 0
-        self.port = 0
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._server: asyncio.AbstractServer | None = None
 
     def paths(self) -> list[str]:
         return [r["path"] for r in self.requests]
-
-    def __enter__(self) -> Chaos:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        async def stop() -> None:
-            assert self._server is not None
-            self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open += 1

@@ -78,7 +78,8 @@ def test_twenty_reloads_under_load_fail_nothing_and_never_mix_configs(tmp_path, 
     with Upstream("A") as a, Upstream("B") as b:
         ports = {"svc-a": a.port, "svc-b": b.port}
         configs = {"one": config("one", "svc-a", ports), "two": config("two", "svc-b", ports)}
-        with Proxy(tmp_path, configs["one"], "--workers", workers) as proxy:
+        access_log = tmp_path / "access.log"
+        with Proxy(tmp_path, configs["one"], "--workers", workers, "--access-log", str(access_log)) as proxy:
             path = proxy.config_path
             with Load(proxy.port, threads=4) as load:
                 wait_until(lambda: len(load.seen) > 20)
@@ -98,7 +99,9 @@ def test_twenty_reloads_under_load_fail_nothing_and_never_mix_configs(tmp_path, 
                     )
                     n = len(load.seen)
                     wait_until(lambda n=n: len(load.seen) > n + 5, timeout=5)
-            assert load.failures == []
+            # On failure, show the proxy's own account of the failed requests (flags, upstream).
+            failed_lines = [line for line in access_log.read_text().splitlines() if '" 200 ' not in line]
+            assert load.failures == [], failed_lines[:5]
             assert set(load.seen) <= {("one", "A"), ("two", "B")}, set(load.seen)
             assert {("one", "A"), ("two", "B")} <= set(load.seen)
             assert proxy.stderr().count("config reloaded") == 20
