@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--upstream-idle-timeout", type=float, default=60.0, metavar="SECONDS")
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     run.add_argument(
+        "--max-mirrors", type=int, default=256, metavar="N", help="mirror copies in flight per worker (excess dropped)"
+    )
+    run.add_argument(
         "--max-connections",
         type=int,
         default=0,
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 idle_timeout=args.idle_timeout,
                 upstream_idle_timeout=args.upstream_idle_timeout,
                 connect_timeout=args.connect_timeout,
+                max_mirrors=args.max_mirrors,
                 max_connections=args.max_connections,
             ),
         )

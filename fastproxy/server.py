@@ -34,6 +34,8 @@ class Limits:
     # Client connections per worker beyond which new ones are refused at
     # once; 0 sizes it from the file-descriptor limit (listeners.py).
     max_connections: int = 0
+    # Mirror copies in flight per worker; beyond it copies are dropped (and counted).
+    max_mirrors: int = 256
 
 
 class ProxyState:
@@ -66,7 +68,7 @@ class ProxyState:
         self.access_log: Any = None
         self.draining = False
         self.mirrors_in_flight = 0
-        self.max_mirrors_in_flight = 256
+        self.max_mirrors_in_flight = limits.max_mirrors
         self.config: table.Config = config
         self.listeners: dict[Any, table.Listener] = {}
         self.clusters: dict[str, ClusterState] = {}

@@ -233,3 +233,74 @@ def test_bodies_beyond_the_replay_buffer_stream_and_are_not_retried(proxy, upstr
         app.handler = None
     assert (r.status, len(calls)) == (200, 2)
     assert calls[1]["body"] == "z" * 1000
+
+
+def test_mirror_copies_beyond_the_in_flight_bound_are_dropped_and_counted(upstreams, tmp_path):
+    app, slow = upstreams
+    config = "---\n".join(
+        [
+            service_entry("app", 80, [(app.port, {"app": "app"})]),
+            service_entry("slow", 80, [(slow.port, {"app": "slow"})]),
+            VS,
+        ]
+    )
+    # The mirror target holds each copy for 1 s (x-delay); the primary answers at once.
+    app.handler = lambda req: (200, [], b"primary")
+    try:
+        with Proxy(tmp_path, config, "--max-mirrors", "1") as p:
+            for _ in range(3):
+                assert request(p.port, "/mirror-slow", host="app", headers=[("x-delay", "1")]).body == b"primary"
+            stats = p.admin("/stats/prometheus").decode()
+            assert "fastproxy_mirror_sent_total 1" in stats and "fastproxy_mirror_dropped_total 2" in stats
+    finally:
+        app.handler = None
+
+
+def test_max_retries_circuit_breaker(upstreams, tmp_path):
+    import threading
+
+    app, _ = upstreams
+    config = "---\n".join(
+        [
+            service_entry("app", 80, [(app.port, {"app": "app"})]),
+            """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: app}
+spec:
+  host: app
+  trafficPolicy: {connectionPool: {http: {maxRetries: 1}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app}
+spec:
+  hosts: [app]
+  http:
+  - retries: {attempts: 2, retryOn: 5xx}
+    route: [{destination: {host: app}}]
+""",
+        ]
+    )
+    # First tries fail at once; a retry is held for 1 s by the upstream, so while
+    # one request's retry is in flight the other finds the only retry slot taken.
+    app.handler = lambda req: (
+        (503, [], b"first") if dict(req["headers"]).get("x-envoy-attempt-count") == "1" else None
+    )
+    results = []
+    try:
+        with Proxy(tmp_path, config) as p:
+            threads = [
+                threading.Thread(target=lambda: results.append(request(p.port, "/delay/1", host="app")))
+                for _ in range(2)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+    finally:
+        app.handler = None
+    assert sorted((r.status, r.body[:5]) for r in results) == [(200, results_body(results)), (503, b"first")]
+
+
+def results_body(results) -> bytes:
+    return next(r.body[:5] for r in results if r.status == 200)
