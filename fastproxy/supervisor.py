@@ -289,12 +289,18 @@ def admin_routes(get_config: Any, is_ready: Any, get_totals: Any) -> dict[str, A
     return routes
 
 
-async def _single(opts: RunOptions, config: table.Config) -> int:
-    loop = asyncio.get_running_loop()
+def _new_state(opts: RunOptions, config: table.Config, loop: asyncio.AbstractEventLoop) -> ProxyState:
+    """One worker's runtime state, as the run options ask for it."""
     state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
     if not opts.metrics:
         state.record = _no_record
     state.access_log = open_access_log(opts.access_log, loop)
+    return state
+
+
+async def _single(opts: RunOptions, config: table.Config) -> int:
+    loop = asyncio.get_running_loop()
+    state = _new_state(opts, config, loop)
     listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=False)
     try:
         await listeners.open_all()
@@ -355,10 +361,7 @@ async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> N
 def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
-        if not opts.metrics:
-            state.record = _no_record
-        state.access_log = open_access_log(opts.access_log, loop)
+        state = _new_state(opts, config, loop)
         listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=True)
         try:
             await listeners.open_all()
