@@ -71,14 +71,20 @@ class ProxyState:
         self.max_mirrors_in_flight = limits.max_mirrors
         self.config: table.Config = config
         self.listeners: dict[Any, table.Listener] = {}
+        # Gateway ports whose server sets tls.httpsRedirect: every request gets a 301 to https.
+        self.https_redirect: set[int] = set()
         self.clusters: dict[str, ClusterState] = {}
         self.apply(config, first=True)
         self._sweeper: Any = None
 
     def apply(self, config: table.Config, first: bool = False) -> None:
         listeners: dict[Any, table.Listener] = {"mesh": config.mesh}
+        https_redirect = set()
         for server in config.gateways:
             listeners[server.port] = server.listener
+            if server.https_redirect:
+                https_redirect.add(server.port)
+        self.https_redirect = https_redirect
         clusters = self.upstream.build(config, self.rng, self.counters)
         if not first:
             self.upstream.new_generation()

@@ -75,7 +75,6 @@ class Downstream(asyncio.Protocol):
         "closed",
         "advancing",
         "tunnel",
-        "received",
         "listener_key_str",
         "feeding",
         "deferred",
@@ -105,7 +104,6 @@ class Downstream(asyncio.Protocol):
         self.closed = False
         self.advancing = False
         self.tunnel: UpstreamConnection | None = None
-        self.received = False
         # While the codec is parsing one chunk, a new request is only set up;
         # it starts once the whole chunk parsed cleanly, so a request whose
         # body is malformed in the same packet never reaches an upstream.
@@ -142,7 +140,6 @@ class Downstream(asyncio.Protocol):
         if self.phase == _IDLE:
             self.phase = _HEAD
             self.deadline = self.loop.time() + self.state.head_timeout
-        self.received = True
         self.feeding = True
         try:
             parser.feed(data)

@@ -449,6 +449,12 @@ class Exchange:
         if ds.mesh:
             vh = listener.find(host, port)
             match_port = port
+        elif ds.listener_name in self.state.https_redirect:
+            # Gateway `tls.httpsRedirect`: Envoy's require_tls answers every request.
+            target = host if port == 80 or authority is None else authority
+            self.path = head.path
+            self._reply_with_ops(301, b"", [(b"location", b"https://" + target + head.path)], ())
+            return
         else:
             vh = listener.find(host, 0)
             match_port = listener.port
@@ -540,7 +546,6 @@ class Exchange:
         return self.flags + "," + flag if self.flags else flag
 
     def _local_action(self, route: table.Route) -> None:
-        head = self.head
         if route.action == table.ACTION_REDIRECT:
             rd = route.redirect
             assert rd is not None
@@ -556,7 +561,6 @@ class Exchange:
         if dr.body:
             extra.append((b"content-type", b"text/plain"))
         self._reply_with_ops(dr.status, dr.body, extra, route.response_ops)
-        del head
 
     def _reply_with_ops(
         self, status: int, body: bytes, extra: list[tuple[bytes, bytes]], ops: tuple[table.HeaderOps, ...]

@@ -10,6 +10,7 @@ import pytest
 from support import Proxy, Upstream, free_port, read_response, request, service_entry, wait_until
 
 GATEWAY_PORT = free_port()
+REDIRECT_PORT = free_port()
 
 CONFIG = f"""
 apiVersion: networking.istio.io/v1
@@ -22,11 +23,20 @@ spec:
     hosts: ["fe.example.com", "*.wild.example.com"]
 ---
 apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: tls-only, namespace: istio-system}}
+spec:
+  servers:
+  - port: {{number: {REDIRECT_PORT}, name: http, protocol: HTTP}}
+    hosts: ["fe.example.com"]
+    tls: {{httpsRedirect: true}}
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {{name: fe}}
 spec:
   hosts: ["fe.example.com", "*.wild.example.com"]
-  gateways: [istio-system/edge]
+  gateways: [istio-system/edge, istio-system/tls-only]
   http:
   - route:
     - destination: {{host: pool}}
@@ -63,6 +73,15 @@ def test_gateway_routes_by_host_and_marks_itself_istio_envoy(proxy):
     assert request(GATEWAY_PORT, "/x", host="a.wild.example.com").status == 200
     assert (request(GATEWAY_PORT, "/x", host="other.example.com").status) == 404
     assert request(GATEWAY_PORT, "/x", host="wild.example.com").status == 404
+
+
+def test_https_redirect_gateway_server_answers_301_to_https(proxy, upstreams):
+    before = sum(len(u.requests) for u in upstreams)
+    r = request(REDIRECT_PORT, "/a/b?q=1", host="fe.example.com")
+    assert (r.status, r.header("location"), r.body) == (301, "https://fe.example.com/a/b?q=1", b"")
+    r = request(REDIRECT_PORT, "/", host="fe.example.com:80")
+    assert r.header("location") == "https://fe.example.com/"
+    assert sum(len(u.requests) for u in upstreams) == before
 
 
 def test_gateway_appends_xff_and_strips_envoy_control_headers(proxy):
