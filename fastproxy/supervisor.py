@@ -289,6 +289,26 @@ def admin_routes(get_config: Any, is_ready: Any, get_totals: Any) -> dict[str, A
     return routes
 
 
+async def _reload(opts: RunOptions, lock: asyncio.Lock, counters: Any, apply: Any, report: bool = True) -> None:
+    """SIGHUP: load every config file again and hand the result to `apply`.
+
+    Reloads run one at a time, so two quick SIGHUPs can never apply an older
+    read of the files after a newer one.  A config with problems is rejected
+    (its lines printed unless `report` is off) and the previous one keeps serving.
+    """
+    async with lock:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(None, load, opts.configs)
+        if result.config is None:
+            if report:
+                for problem in result.problems:
+                    err(problem)
+                err("fastproxy: reload rejected; the previous config keeps serving")
+                counters["config_reloads_failed"] += 1
+            return
+        await apply(result.config)
+
+
 def _new_state(opts: RunOptions, config: table.Config, loop: asyncio.AbstractEventLoop) -> ProxyState:
     """One worker's runtime state, as the run options ask for it."""
     state = ProxyState(loop, config, opts.limits, opts.codec, opts.seed)
@@ -320,20 +340,14 @@ async def _single(opts: RunOptions, config: table.Config) -> int:
     state.start()
     stop = asyncio.Event()
 
-    async def reload() -> None:
-        result = await loop.run_in_executor(None, load, opts.configs)
-        if result.problems:
-            for problem in result.problems:
-                err(problem)
-            err("fastproxy: reload rejected; the previous config keeps serving")
-            state.counters["config_reloads_failed"] += 1
-            return
-        state.apply(result.config)  # type: ignore[arg-type]
+    async def apply(config: table.Config) -> None:
+        state.apply(config)
         for problem in await listeners.reconcile():
             err(f"fastproxy: {problem}")
         err("fastproxy: config reloaded")
 
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+    lock = asyncio.Lock()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(opts, lock, state.counters, apply)))
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await stop.wait()
@@ -379,13 +393,12 @@ def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
         report("ready")
         stop = asyncio.Event()
 
-        async def reload() -> None:
-            result = await loop.run_in_executor(None, load, opts.configs)
-            if result.config is None:
-                return  # the parent already printed the problems
-            state.apply(result.config)
+        async def apply(config: table.Config) -> None:
+            state.apply(config)
             for problem in await listeners.reconcile():
                 err(f"fastproxy: {problem}")
+
+        lock = asyncio.Lock()
 
         async def reporter() -> None:
             while True:
@@ -393,7 +406,10 @@ def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
                 report("stats")
 
         task = loop.create_task(reporter())
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        # The parent already printed any problems of this config: report=False.
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.create_task(_reload(opts, lock, state.counters, apply, report=False))
+        )
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         await stop.wait()
@@ -479,19 +495,14 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
     admin = AdminServer(admin_routes(lambda: current["config"], lambda: len(ready) == len(children), totals))
     await admin.start(admin_sock)
 
-    async def reload() -> None:
-        result = await loop.run_in_executor(None, load, opts.configs)
-        if result.problems:
-            for problem in result.problems:
-                err(problem)
-            err("fastproxy: reload rejected; the previous config keeps serving")
-            parent_counters["config_reloads_failed"] += 1
-            return
-        current["config"] = result.config  # type: ignore[assignment]
+    async def apply(config: table.Config) -> None:
+        current["config"] = config
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGHUP)
         err("fastproxy: config reloaded")
+
+    lock = asyncio.Lock()
 
     def forward_stop() -> None:
         for pid in children:
@@ -502,7 +513,7 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
         _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
         exited.put_nowait((pid, os.waitstatus_to_exitcode(status)))
 
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(opts, lock, parent_counters, apply)))
     loop.add_signal_handler(signal.SIGTERM, forward_stop)
     loop.add_signal_handler(signal.SIGINT, forward_stop)
     worst = 0

@@ -839,7 +839,9 @@ class Exchange:
         status = head.status
         route = self.route
         assert route is not None
-        self.cs.report(attempt.host, status >= 500, status in (502, 503, 504))
+        cs = self.cs
+        if cs.outlier is not None:  # most clusters have no outlier detection: skip the call
+            cs.report(attempt.host, status >= 500, status in (502, 503, 504))
         policy = route.retry
         # Below 400 only an explicitly listed status code can be retriable
         # (gRPC status conditions do not occur on HTTP/1.1).
