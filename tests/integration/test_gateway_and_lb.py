@@ -93,6 +93,9 @@ def test_gateway_appends_xff_and_strips_envoy_control_headers(proxy):
     )
     headers = dict(r.json()["headers"])
     assert headers["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    r = request(GATEWAY_PORT, "/", host="fe.example.com", headers=[("x-forwarded-proto", "https")])
+    # A gateway overwrites x-forwarded-proto from its own (plain HTTP) connection.
+    assert dict(r.json()["headers"])["x-forwarded-proto"] == "http"
     assert "x-envoy-retry-on" not in headers and "x-envoy-max-retries" not in headers
     assert headers["x-envoy-attempt-count"] == "1"
 

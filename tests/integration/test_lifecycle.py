@@ -49,7 +49,8 @@ def test_sighup_reload_applies_new_config_and_rejects_a_bad_one(upstream, tmp_pa
         assert request(proxy.port, "/", host="app").header("x-config") == "two"
 
 
-def test_sigterm_lets_in_flight_requests_finish(upstream, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signals_let_in_flight_requests_finish(upstream, tmp_path, sig):
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     proxy = Proxy(tmp_path, se).start()
     result = {}
@@ -58,9 +59,10 @@ def test_sigterm_lets_in_flight_requests_finish(upstream, tmp_path):
         result["r"] = request(proxy.port, "/delay/0.7", host="app")
 
     t = threading.Thread(target=slow)
+    before = sum(1 for r in upstream.requests if r["path"] == "/delay/0.7")
     t.start()
-    wait_until(lambda: any(r["path"] == "/delay/0.7" for r in upstream.requests))
-    proxy.signal(signal.SIGTERM)
+    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/0.7") > before)
+    proxy.signal(sig)
     t.join(10)
     assert result["r"].status == 200
     assert proxy.stop() == 0

@@ -54,6 +54,11 @@ spec:
     match:
     - uri: {exact: /direct}
     directResponse: {status: 418, body: {string: "short and stout"}}
+  - name: nosubset
+    match:
+    - uri: {prefix: /nosubset}
+    route:
+    - destination: {host: demoapp, subset: missing}
   - name: split
     match:
     - uri: {prefix: /split}
@@ -292,3 +297,24 @@ def test_websocket_upgrade_is_tunnelled(proxy):
         while len(data) < 9:
             data += sock.recv(100)
         assert data == b"echo:ping"
+
+
+def test_unknown_subset_is_503_with_an_empty_body(proxy):
+    # The cluster outbound|8080|missing|... does not exist: Envoy's 503 NC, no body.
+    r = request(proxy.port, "/nosubset", host="demoapp:8080")
+    assert (r.status, r.body) == (503, b"")
+    assert r.header("content-type") is None
+
+
+def test_http10_keep_alive_is_honoured(proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        buf = bytearray()
+        for i in range(2):
+            sock.sendall(b"GET /ka%d HTTP/1.0\r\nhost: plain\r\nconnection: keep-alive\r\n\r\n" % i)
+            r = read_response(sock, buf=buf)
+            assert r.json()["path"] == f"/ka{i}"
+            assert r.header("connection") == "keep-alive"
+        sock.sendall(b"GET /last HTTP/1.0\r\nhost: plain\r\n\r\n")
+        r = read_response(sock, buf=buf)
+        assert r.header("connection") == "close"
+        assert sock.recv(10) == b""
