@@ -6,7 +6,7 @@ FASTPROXY_REQUIRE_EXTENSIONS=1 turns a failed build into an error (CI),
 FASTPROXY_NO_EXTENSIONS=1 skips compiling altogether (also skipped on non-CPython),
 FASTPROXY_CYTHON_ANNOTATE=1 writes Cython's annotated HTML next to the .pyx.
 
-    python setup.py build_ext --inplace     # build fastproxy/_match*.so for a checkout
+    python setup.py build_ext --inplace     # build the compiled modules in place for a checkout
 """
 
 import os
@@ -27,8 +27,8 @@ def warn_fallback(reason):
     bar = "*" * 78
     print(
         f"\n{bar}\n"
-        f"WARNING: fastproxy's compiled matcher (fastproxy._match) was NOT built:\n  {reason}\n"
-        "Installing the pure-Python twin instead; routing works but is several times slower.\n"
+        f"WARNING: a compiled part of fastproxy was NOT built:\n  {reason}\n"
+        "Installing the pure-Python twins instead; everything works, several times slower.\n"
         "Set FASTPROXY_REQUIRE_EXTENSIONS=1 to make this an error.\n"
         f"{bar}\n",
         file=sys.stderr,
@@ -59,28 +59,39 @@ class OptionalBuildExt(build_ext):
             warn_fallback(f"{ext.name}: {type(exc).__name__}: {exc}")
 
 
+# Compiled modules and their pure twins (chosen at import: fastproxy/matcher.py, fastproxy/codec/__init__.py).
+COMPILED = {
+    "fastproxy._match": "fastproxy/_match.pyx",  # twin: fastproxy/_match_py.py
+    "fastproxy.codec._http": "fastproxy/codec/_http.pyx",  # twin: fastproxy/codec/fast.py
+}
+
+
 def extensions():
     if NO_EXTENSIONS:
         return []
-    pyx = "fastproxy/_match.pyx"
-    c_file = "fastproxy/_match.c"
-    if not (HERE / pyx).exists():
-        # An sdist carries the generated C file and no .pyx: compile that as is.
-        if (HERE / c_file).exists():
-            return [Extension("fastproxy._match", [c_file])]
-        if REQUIRE_EXTENSIONS:
+    sources = []
+    for name, pyx in COMPILED.items():
+        c_file = pyx[:-4] + ".c"
+        if (HERE / pyx).exists():
+            sources.append(Extension(name, [pyx]))
+        elif (HERE / c_file).exists():
+            # An sdist carries the generated C file and no .pyx: compile that as is.
+            sources.append(Extension(name, [c_file]))
+        elif REQUIRE_EXTENSIONS:
             raise RuntimeError(f"neither {pyx} nor {c_file} found")
-        warn_fallback(f"neither {pyx} nor {c_file} found")
-        return []
+        else:
+            warn_fallback(f"neither {pyx} nor {c_file} found")
+    if not any(ext.sources[0].endswith(".pyx") for ext in sources):
+        return sources
     try:
         from Cython.Build import cythonize
 
         return cythonize(
-            [Extension("fastproxy._match", [pyx])],
+            sources,
             compiler_directives={"language_level": "3"},
             annotate=bool(os.environ.get("FASTPROXY_CYTHON_ANNOTATE")),
         )
-    except Exception as exc:  # Cython missing, or it rejected the .pyx
+    except Exception as exc:  # Cython missing, or it rejected a .pyx
         if REQUIRE_EXTENSIONS:
             raise
         warn_fallback(f"Cython: {type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""Suite-wide checks: with FASTPROXY_REQUIRE_EXTENSIONS=1 the compiled matcher must be the one loaded."""
+"""Suite-wide checks: with FASTPROXY_REQUIRE_EXTENSIONS=1 the compiled matcher and codec must be the ones loaded."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ os.environ["PYTHONSAFEPATH"] = "1"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from fastproxy import matcher
+    from fastproxy import codec, matcher
 
-    return f"fastproxy matcher: {matcher.IMPLEMENTATION}; codec default: " + (
-        "h11" if os.environ.get("FASTPROXY_NO_EXTENSIONS") else "httptools"
-    )
+    parser = codec.select()[0]
+    return f"fastproxy matcher: {matcher.IMPLEMENTATION}; codec default: {parser.__module__}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -26,3 +25,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         if matcher.IMPLEMENTATION != "cython":
             raise pytest.UsageError("FASTPROXY_REQUIRE_EXTENSIONS=1 but the compiled matcher did not load")
+        from fastproxy import codec
+
+        if codec.select()[0].__module__ != "fastproxy.codec._http":
+            raise pytest.UsageError("FASTPROXY_REQUIRE_EXTENSIONS=1 but the compiled codec did not load")

@@ -1,7 +1,9 @@
 """HTTP/1.1 codec: bytes in, request/response heads and body chunks out.
 
-Two implementations share this interface: ``fast`` (httptools / llhttp, the
-hot path) and ``reference`` (h11, the pure-Python twin and test oracle).
+Three implementations share this interface: ``_http`` (compiled, httptools /
+llhttp validating, the hot path), ``fast`` (its pure twin: the same rules
+glued to httptools in Python) and ``reference`` (h11, the pure-Python codec
+and test oracle).
 ``framing`` adds our own checks on top of either, so both reject exactly the
 same malformed input.  ``select()`` picks one implementation once.
 
@@ -135,14 +137,25 @@ class ResponseParserAPI(Protocol):
 def select(name: str | None = None) -> tuple[type, type]:
     """Return (RequestParser, ResponseParser) for `name` ("httptools" or "h11").
 
-    Default: httptools, unless FASTPROXY_NO_EXTENSIONS is set.
+    Default: httptools, unless FASTPROXY_NO_EXTENSIONS is set.  "httptools"
+    is the compiled module ``_http`` when it is built, else its pure twin
+    ``fast`` (FASTPROXY_NO_EXTENSIONS forces the twin,
+    FASTPROXY_REQUIRE_EXTENSIONS forbids it).
     """
+    no_ext = bool(os.environ.get("FASTPROXY_NO_EXTENSIONS"))
     if name is None:
-        name = "h11" if os.environ.get("FASTPROXY_NO_EXTENSIONS") else "httptools"
+        name = "h11" if no_ext else "httptools"
     if name == "h11":
         from fastproxy.codec.reference import RequestParser, ResponseParser
     elif name == "httptools":
-        from fastproxy.codec.fast import RequestParser, ResponseParser
+        try:
+            if no_ext:
+                raise ImportError("FASTPROXY_NO_EXTENSIONS is set")
+            from fastproxy.codec._http import RequestParser, ResponseParser
+        except ImportError:
+            if os.environ.get("FASTPROXY_REQUIRE_EXTENSIONS") and not no_ext:
+                raise
+            from fastproxy.codec.fast import RequestParser, ResponseParser
     else:
         raise ValueError(f"unknown codec {name!r} (choose httptools or h11)")
     return RequestParser, ResponseParser

@@ -11,6 +11,11 @@ from hypothesis import HealthCheck, given, settings
 
 from fastproxy.codec import fast, reference
 
+try:
+    from fastproxy.codec import _http as compiled
+except ImportError:  # not built: the pure codecs are compared alone
+    compiled = None
+
 FUZZ = settings(
     max_examples=400 * SCALE,
     deadline=None,
@@ -25,6 +30,8 @@ def outcome(data: bytes, bytewise: bool) -> tuple[object, list[tuple]]:
     assert a[0] == b[0], (data, a, b)
     if a[0] == "ok":
         assert a[1] == b[1], data
+    if compiled is not None:
+        assert parse(compiled, data, bytewise) == a, data
     return a
 
 

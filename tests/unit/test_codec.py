@@ -6,7 +6,15 @@ import pytest
 
 from fastproxy.codec import ProtocolError, fast, reference, select
 
-CODECS = [pytest.param(fast, id="httptools"), pytest.param(reference, id="h11")]
+try:
+    from fastproxy.codec import _http as compiled
+except ImportError:  # not built: the pure twins are tested alone
+    compiled = None
+
+# The compiled httptools codec, its pure twin and the h11 codec: same inputs, same outcomes.
+CODECS = [pytest.param(fast, id="httptools-py"), pytest.param(reference, id="h11")]
+if compiled is not None:
+    CODECS.insert(0, pytest.param(compiled, id="httptools"))
 
 
 class Sink:
@@ -628,8 +636,14 @@ def test_response_header_count_limit(codec) -> None:
     assert respond(codec, ok).shape() == ["head", "end"]
 
 
-def test_select() -> None:
+def test_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    hot = compiled or fast
+    monkeypatch.delenv("FASTPROXY_NO_EXTENSIONS", raising=False)
+    assert select("httptools") == (hot.RequestParser, hot.ResponseParser)
+    assert select() == (hot.RequestParser, hot.ResponseParser)
+    monkeypatch.setenv("FASTPROXY_NO_EXTENSIONS", "1")
     assert select("httptools") == (fast.RequestParser, fast.ResponseParser)
+    assert select() == (reference.RequestParser, reference.ResponseParser)
     assert select("h11") == (reference.RequestParser, reference.ResponseParser)
     with pytest.raises(ValueError):
         select("nope")

@@ -1,0 +1,861 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled httptools codec: the hot path's request and response parsers.
+
+Same API and the same outcomes as ``fast.py`` (its pure twin, which glues
+httptools to framing.py in Python).  The difference is where the work runs:
+
+* llhttp (strict) only *validates* each head: no callback is registered, so
+  it never calls back into Python per header;
+* the head is split, the start line checked and the header list built by
+  the C loops below, in one pass over bytes llhttp has already accepted;
+* the framing rules (framing.build_request_head / build_response_head) and
+  the body framing (framing._Framer) are the same rules, typed.
+
+Whenever a start line does not take the common shape, the Python function in
+framing.py decides (it raises the exact error, or returns what it parsed),
+so rare inputs cannot drift from the twin.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memchr, memcmp
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
+
+from fastproxy.codec import ProtocolError, RequestHead, ResponseHead
+from fastproxy.codec import framing as _fr
+
+__all__ = ["RequestParser", "ResponseParser"]
+
+cdef object _METHODS = _fr.METHODS
+cdef object _CONNECTION_COMMON = _fr._CONNECTION_COMMON
+cdef object _tokens = _fr._tokens
+cdef long long _MAX_CL = _fr.MAX_CONTENT_LENGTH
+cdef Py_ssize_t _MAX_CHUNK_LINE = _fr.MAX_CHUNK_LINE
+cdef bytes _V11 = b"1.1"
+cdef bytes _V10 = b"1.0"
+cdef bytes _GET = b"GET"
+cdef bytes _HEAD_M = b"HEAD"
+cdef bytes _POST = b"POST"
+
+# Byte classes, filled once at import.
+cdef unsigned char TCHAR[256]       # RFC 9110 token characters
+cdef unsigned char REGNAME[256]     # uri-host reg-name characters (framing._HOST)
+cdef unsigned char V6[256]          # characters inside an IP-literal
+cdef unsigned char TEXT[256]        # reason phrase / chunk extension / trailer value bytes
+cdef unsigned char HEXVAL[256]      # hex digit value + 1 (0 = not a hex digit)
+
+
+cdef void _fill_tables():
+    cdef int c
+    cdef bytes tchar = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    cdef bytes regname = b"-._~%!$&'()*+,;=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    cdef bytes v6 = b"0123456789ABCDEFabcdef:."
+    for c in range(256):
+        TCHAR[c] = 0
+        REGNAME[c] = 0
+        V6[c] = 0
+        HEXVAL[c] = 0
+        # [^\x00-\x08\x0a-\x1f\x7f]: HTAB and everything from SP up, but DEL
+        TEXT[c] = 1 if (c == 9 or (c >= 32 and c != 127)) else 0
+    for c in tchar:
+        TCHAR[c] = 1
+    for c in regname:
+        REGNAME[c] = 1
+    for c in v6:
+        V6[c] = 1
+    for c in range(10):
+        HEXVAL[48 + c] = c + 1
+    for c in range(6):
+        HEXVAL[65 + c] = 11 + c
+        HEXVAL[97 + c] = 11 + c
+
+
+_fill_tables()
+
+# framing state machine (same states as framing._Framer)
+cdef enum:
+    S_HEAD = 0
+    S_BODY = 1
+    S_CHUNK_SIZE_LINE = 2
+    S_CHUNK_DATA = 3
+    S_CHUNK_CRLF = 4
+    S_TRAILERS = 5
+    S_EOF_BODY = 6
+    S_UPGRADED = 7
+    S_DEAD = 8
+
+# which framing header a lower-cased name is
+cdef enum:
+    H_OTHER = 0
+    H_HOST = 1
+    H_CL = 2
+    H_TE = 3
+    H_CONNECTION = 4
+    H_UPGRADE = 5
+    H_EXPECT = 6
+
+
+cdef inline int _special(const char* s, Py_ssize_t n):
+    if n == 4:
+        return H_HOST if memcmp(s, b"host", 4) == 0 else H_OTHER
+    if n == 14:
+        return H_CL if memcmp(s, b"content-length", 14) == 0 else H_OTHER
+    if n == 17:
+        return H_TE if memcmp(s, b"transfer-encoding", 17) == 0 else H_OTHER
+    if n == 10:
+        return H_CONNECTION if memcmp(s, b"connection", 10) == 0 else H_OTHER
+    if n == 7:
+        return H_UPGRADE if memcmp(s, b"upgrade", 7) == 0 else H_OTHER
+    if n == 6:
+        return H_EXPECT if memcmp(s, b"expect", 6) == 0 else H_OTHER
+    return H_OTHER
+
+
+cdef inline bytes _lower(const char* s, Py_ssize_t n):
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef char* o = PyBytes_AS_STRING(out)
+    cdef Py_ssize_t i
+    cdef char c
+    for i in range(n):
+        c = s[i]
+        o[i] = c + 32 if 65 <= c <= 90 else c
+    return out
+
+
+cdef inline bint _is_digits(bytes value):
+    # bytes.isdigit(): non-empty and ASCII digits only
+    cdef const char* p = PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+    if n == 0:
+        return False
+    for i in range(n):
+        if not 48 <= p[i] <= 57:
+            return False
+    return True
+
+
+cdef inline bint _host_ok(bytes host):
+    # framing._HOST fullmatch: reg-name or [IP-literal], then an optional :port
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(host)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(host), i = 0
+    if n == 0:
+        return False
+    if p[0] == 91:  # "["
+        i = 1
+        while i < n and V6[p[i]]:
+            i += 1
+        if i == 1 or i >= n or p[i] != 93:
+            return False
+        i += 1
+    else:
+        while i < n and REGNAME[p[i]]:
+            i += 1
+        if i == 0:
+            return False
+    if i == n:
+        return True
+    if p[i] != 58:  # ":"
+        return False
+    i += 1
+    while i < n:
+        if not 48 <= p[i] <= 57:
+            return False
+        i += 1
+    return True
+
+
+cdef inline bint _ieq(bytes value, const char* lower, Py_ssize_t n):
+    # ASCII case-insensitive equality with a lower-case literal
+    cdef const char* p
+    cdef Py_ssize_t i
+    cdef char c
+    if PyBytes_GET_SIZE(value) != n:
+        return False
+    p = PyBytes_AS_STRING(value)
+    for i in range(n):
+        c = p[i]
+        if 65 <= c <= 90:
+            c += 32
+        if c != lower[i]:
+            return False
+    return True
+
+
+cdef inline Py_ssize_t _find_crlfcrlf(const char* p, Py_ssize_t start, Py_ssize_t n):
+    cdef const char* q
+    cdef Py_ssize_t i = start
+    while i + 3 < n:
+        q = <const char*>memchr(p + i, 13, n - 3 - i)
+        if q == NULL:
+            return -1
+        i = q - p
+        if p[i + 1] == 10 and p[i + 2] == 13 and p[i + 3] == 10:
+            return i
+        i += 1
+    return -1
+
+
+cdef inline bint _bare_lf(const char* p, Py_ssize_t start, Py_ssize_t end):
+    # framing._BARE_LF.search(buf, start, end): a LF whose previous byte (which
+    # may lie before `start`) is not CR
+    cdef Py_ssize_t i
+    for i in range(start, end):
+        if p[i] == 10 and (i == 0 or p[i - 1] != 13):
+            return True
+    return False
+
+
+cdef class _Done:
+    """The only llhttp callback: whether the head ended llhttp's message."""
+
+    cdef public bint complete
+
+    def on_message_complete(self):
+        self.complete = True
+
+
+cdef class _Framer:
+    """framing._Framer, typed: head splitting, head limits, body framing."""
+
+    cdef object _sink
+    cdef Py_ssize_t _max_head
+    cdef Py_ssize_t _max_headers
+    cdef int _state
+    cdef bytearray _buf
+    cdef Py_ssize_t _searched
+    cdef unsigned long long _remaining
+    cdef bytearray _line
+    cdef Py_ssize_t _trailer_bytes
+    cdef object _error
+    cdef object _on_body
+    cdef object _on_end
+    cdef int _limit_status
+    cdef str _limit_reason
+    cdef int _framing_status
+    cdef str _framing_reason
+    cdef object _llhttp  # the validating parser, reused while it is between messages
+    cdef _Done _done
+
+    def __init__(self, sink, Py_ssize_t max_head_bytes, Py_ssize_t max_headers):
+        self._sink = sink
+        self._max_head = max_head_bytes
+        self._max_headers = max_headers
+        self._state = S_HEAD
+        self._buf = None
+        self._searched = 0
+        self._remaining = 0
+        self._line = None
+        self._trailer_bytes = 0
+        self._error = None
+        self._llhttp = None
+        self._done = _Done()
+
+    def head_started(self):
+        return self._state == S_HEAD and self._buf is not None and len(self._buf) > 0
+
+    def feed(self, data):
+        if self._error is not None:
+            raise self._error
+        try:
+            self._feed(bytes(data) if type(data) is not bytes else data)
+        except ProtocolError as exc:
+            self._error = exc
+            self._state = S_DEAD
+            self._buf = self._line = None
+            raise
+
+    cdef object _fail(self):
+        return ProtocolError(self._framing_status, self._framing_reason)
+
+    cdef object _too_large(self):
+        return ProtocolError(self._limit_status, self._limit_reason)
+
+    cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
+        raise NotImplementedError
+
+    cdef int _feed(self, bytes data) except -1:
+        cdef Py_ssize_t pos = 0, n = len(data), end, old, k, take
+        cdef const char* p
+        cdef bytearray buf
+        cdef bytes head, line
+        cdef int state
+        cdef int want
+        cdef unsigned long long size
+        while pos < n:
+            state = self._state
+            p = PyBytes_AS_STRING(data)
+            if state == S_HEAD:
+                buf = self._buf
+                if buf is None:
+                    # Empty lines between messages are skipped, not counted.
+                    while pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
+                        pos += 2
+                    if pos >= n:
+                        return 0
+                    end = _find_crlfcrlf(p, pos, n)
+                    if end < 0:
+                        # A head with a bare LF would never end: refuse it now
+                        # (it takes precedence over the size limit).
+                        if p[pos] == 10 or _bare_lf(p, pos, min(n, pos + self._max_head + 1)):
+                            raise self._fail()
+                        if n - pos > self._max_head:
+                            raise self._too_large()
+                        self._buf = bytearray(data[pos:] if pos else data)
+                        self._searched = 0
+                        return 0
+                    end += 4
+                    head = data if (pos == 0 and end == n) else data[pos:end]
+                    pos = end
+                else:
+                    old = len(buf)
+                    buf += data[pos:] if pos else data
+                    if buf.startswith(b"\r\n"):
+                        k = 0
+                        while buf.startswith(b"\r\n", k):
+                            k += 2
+                        del buf[:k]
+                        self._searched = 0
+                    end = buf.find(b"\r\n\r\n", self._searched)
+                    if end < 0:
+                        if _fr._BARE_LF.search(buf, max(old - 1, 0), self._max_head + 1) is not None:
+                            raise self._fail()
+                        if len(buf) > self._max_head:
+                            raise self._too_large()
+                        self._searched = max(len(buf) - 3, 0)
+                        return 0
+                    end += 4
+                    head = bytes(buf[:end])
+                    data = bytes(buf[end:])
+                    pos = 0
+                    n = len(data)
+                    self._buf = None
+                try:
+                    if len(head) > self._max_head:
+                        raise self._too_large()
+                    self._on_head(head, data, pos)
+                except ProtocolError as exc:
+                    # A bare LF in the first max+1 bytes is a 400 before any 431/505.
+                    if exc.status != 400 and _bare_lf(PyBytes_AS_STRING(head), 0, min(len(head), self._max_head + 1)):
+                        raise self._fail() from None
+                    raise
+                if self._state == S_UPGRADED:
+                    return 0
+            elif state == S_BODY:
+                take = n - pos
+                if <unsigned long long>take >= self._remaining:
+                    take = <Py_ssize_t>self._remaining
+                    self._on_body(data[pos : pos + take])
+                    pos += take
+                    self._state = S_HEAD
+                    self._on_end()
+                else:
+                    self._on_body(data[pos:] if pos else data)
+                    self._remaining -= take
+                    return 0
+            elif state == S_CHUNK_DATA:
+                take = n - pos
+                if <unsigned long long>take >= self._remaining:
+                    take = <Py_ssize_t>self._remaining
+                    self._on_body(data[pos : pos + take])
+                    pos += take
+                    self._state = S_CHUNK_CRLF
+                    self._remaining = 2
+                else:
+                    self._on_body(data[pos:] if pos else data)
+                    self._remaining -= take
+                    return 0
+            elif state == S_CHUNK_CRLF:
+                want = 13 if self._remaining == 2 else 10
+                if p[pos] != want:
+                    raise self._fail()
+                pos += 1
+                self._remaining -= 1
+                if not self._remaining:
+                    self._state = S_CHUNK_SIZE_LINE
+            elif state == S_CHUNK_SIZE_LINE or state == S_TRAILERS:
+                line = self._read_line(data, &pos)
+                if line is None:
+                    return 0
+                if state == S_CHUNK_SIZE_LINE:
+                    if _chunk_size(line, &size) < 0:
+                        raise self._fail()
+                    if size:
+                        self._state = S_CHUNK_DATA
+                        self._remaining = size
+                    else:
+                        self._state = S_TRAILERS
+                        self._trailer_bytes = 0
+                elif len(line) == 2:
+                    self._state = S_HEAD
+                    self._on_end()
+                else:
+                    self._trailer_bytes += len(line)
+                    if self._trailer_bytes > self._max_head:
+                        raise self._too_large()
+                    if not _trailer_ok(line):
+                        raise self._fail()
+            elif state == S_EOF_BODY:
+                self._on_body(data[pos:] if pos else data)
+                return 0
+            else:
+                return 0
+        return 0
+
+    cdef bytes _read_line(self, bytes data, Py_ssize_t* pos):
+        """One CRLF-terminated line of chunk framing, or None (need more)."""
+        cdef const char* p = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = len(data), start = pos[0]
+        cdef const char* q = <const char*>memchr(p + start, 10, n - start)
+        cdef bytearray line = self._line
+        cdef bytes out
+        cdef Py_ssize_t i, length
+        if q == NULL:
+            if line is None:
+                line = self._line = bytearray()
+            line += data[start:]
+            if len(line) > _MAX_CHUNK_LINE:
+                raise self._fail()
+            pos[0] = n
+            return None
+        i = q - p
+        if line is None:
+            out = data[start : i + 1]
+        else:
+            line += data[start : i + 1]
+            out = bytes(line)
+            self._line = None
+        pos[0] = i + 1
+        length = len(out)
+        # bare LF or CR in chunk framing
+        if length > _MAX_CHUNK_LINE or length < 2 or PyBytes_AS_STRING(out)[length - 2] != 13:
+            raise self._fail()
+        if memchr(PyBytes_AS_STRING(out), 13, length - 2) != NULL:
+            raise self._fail()
+        return out
+
+    cdef int _validate(self, bytes head, object error, bint request) except -1:
+        """llhttp checks the head's grammar; only its message-complete callback runs."""
+        parser = self._llhttp
+        if parser is None:
+            parser = self._llhttp = _strict(request, self._done)
+        self._done.complete = False
+        try:
+            parser.feed_data(head)
+        except HttpParserUpgrade:
+            self._llhttp = None  # paused after an upgrade head: never reused
+            return 0
+        except HttpParserError as exc:
+            reason = str(exc)
+            self._llhttp = None
+            if reason.startswith("Pause on CONNECT/Upgrade"):
+                # A 101 without upgrade headers: the head was complete and valid.
+                return 0
+            if "Duplicate Content-Length" in reason:
+                # llhttp refuses any repeated Content-Length; identical ones are
+                # coalesced (as Envoy does): check the rest of the grammar with
+                # the repeats renamed.
+                renamed, _ = _fr.dedupe_content_length(head, error)
+                try:
+                    _strict(request, self._done).feed_data(renamed)
+                except HttpParserUpgrade:
+                    pass
+                except HttpParserError:
+                    raise error from None
+                return 0
+            raise error from None
+        if not self._done.complete:
+            # llhttp now expects a body, which this module frames: the next
+            # head goes to a fresh parser.
+            self._llhttp = None
+        return 0
+
+
+cdef object _strict(bint request, _Done done):
+    # Only framing rules this module enforces itself are relaxed; the grammar stays strict.
+    parser = HttpRequestParser(done) if request else HttpResponseParser(done)
+    parser.set_dangerous_leniencies(
+        lenient_keep_alive=True, lenient_transfer_encoding=True, lenient_chunked_length=True
+    )
+    return parser
+
+
+cdef int _chunk_size(bytes line, unsigned long long* out):
+    # framing._CHUNK_SIZE fullmatch: 1-16 hex digits, optional ;extension, CRLF
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(line)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(line) - 2, i = 0
+    cdef unsigned long long size = 0
+    cdef unsigned char v
+    while i < n and i < 17:
+        v = HEXVAL[p[i]]
+        if not v:
+            break
+        size = (size << 4) | (v - 1)
+        i += 1
+    if i == 0 or i > 16:
+        return -1
+    if i < n:
+        if p[i] != 59:  # ";"
+            return -1
+        i += 1
+        while i < n:
+            if not TEXT[p[i]]:
+                return -1
+            i += 1
+    out[0] = size
+    return 0
+
+
+cdef bint _trailer_ok(bytes line):
+    # framing._TRAILER_LINE fullmatch: token ":" text* CRLF
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(line)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(line) - 2, i = 0
+    while i < n and TCHAR[p[i]]:
+        i += 1
+    if i == 0 or i >= n or p[i] != 58:
+        return False
+    i += 1
+    while i < n:
+        if not TEXT[p[i]]:
+            return False
+        i += 1
+    return True
+
+
+cdef class _HeadFields:
+    """The framing headers of one head, collected while the list is built."""
+
+    cdef public object host
+    cdef public int hosts
+    cdef public object cl_raw
+    cdef public bint cl_conflict
+    cdef public object te
+    cdef public int tes
+    cdef public object conn
+    cdef public bint has_upgrade
+    cdef public bint expect
+
+
+cdef list _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request):
+    """Header list (names lower-cased, values OWS-trimmed) of a head llhttp accepted."""
+    cdef const char* p = PyBytes_AS_STRING(head)
+    cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve
+    cdef const char* q
+    cdef list headers = []
+    cdef bytes name, value
+    cdef int kind
+    f.host = None
+    f.hosts = 0
+    f.cl_raw = None
+    f.cl_conflict = False
+    f.te = None
+    f.tes = 0
+    f.conn = None
+    f.has_upgrade = False
+    f.expect = False
+    if pos >= stop:
+        return headers
+    while True:
+        q = <const char*>memchr(p + pos, 13, stop - pos)
+        e = stop if q == NULL else q - p
+        q = <const char*>memchr(p + pos, 58, e - pos)
+        colon = e if q == NULL else q - p
+        name = _lower(p + pos, colon - pos)
+        vs = colon + 1
+        ve = e
+        while vs < ve and (p[vs] == 32 or p[vs] == 9):
+            vs += 1
+        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+            ve -= 1
+        value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+        headers.append((name, value))
+        kind = _special(PyBytes_AS_STRING(name), colon - pos)
+        if kind:
+            if kind == H_HOST:
+                f.host = value
+                f.hosts += 1
+            elif kind == H_CL:
+                if f.cl_raw is None:
+                    f.cl_raw = value
+                elif value != f.cl_raw:
+                    f.cl_conflict = True
+            elif kind == H_TE:
+                if request:
+                    f.te = value if (f.te is None or not value) else f.te
+                else:
+                    f.te = value
+                f.tes += 1
+            elif kind == H_CONNECTION:
+                f.conn = value if f.conn is None else f.conn + b"," + value
+            elif kind == H_UPGRADE:
+                f.has_upgrade = True
+            elif _ieq(value, b"100-continue", 12):
+                f.expect = True
+        if e >= stop:
+            break
+        pos = e + 2
+    return headers
+
+
+cdef class RequestParser(_Framer):
+    cdef _HeadFields _f
+
+    def __init__(self, sink, Py_ssize_t max_head_bytes=61440, Py_ssize_t max_headers=100):
+        _Framer.__init__(self, sink, max_head_bytes, max_headers)
+        self._on_body = sink.on_request_body
+        self._on_end = sink.on_request_end
+        self._limit_status = 431
+        self._limit_reason = _fr.TOO_LARGE
+        self._framing_status = 400
+        self._framing_reason = _fr.BAD_REQUEST
+        self._f = _HeadFields()
+
+    cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
+        req = self._parse_head(head)
+        sink = self._sink
+        sink.on_request_head(req)
+        if req.upgrade:
+            self._on_end()
+            sink.on_upgrade(data[pos:])
+            self._state = S_UPGRADED
+            return 0
+        if req.chunked:
+            self._state = S_CHUNK_SIZE_LINE
+            return 0
+        if req.content_length > 0:
+            self._remaining = req.content_length
+            self._state = S_BODY
+            return 0
+        self._state = S_HEAD
+        self._on_end()
+        return 0
+
+    cdef object _parse_head(self, bytes head):
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(head)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i = 0, m_end, t_start, t_end, line_end
+        cdef bytes method, target, version
+        cdef _HeadFields f = self._f
+        cdef list headers
+        cdef long long content_length
+        cdef bint chunked, keep_alive, upgrade, v11
+        # Request line, the shape framing._REQUEST_LINE accepts:
+        # token SP target SP "HTTP/1." [01] CRLF
+        while i < n and TCHAR[p[i]]:
+            i += 1
+        m_end = i
+        line_end = -1
+        if 0 < m_end < n and p[i] == 32:
+            i += 1
+            t_start = i
+            while i < n and p[i] != 32 and p[i] != 13 and p[i] != 10:
+                i += 1
+            t_end = i
+            if (
+                t_end > t_start
+                and i + 11 <= n
+                and memcmp(p + i, b" HTTP/1.", 8) == 0
+                and (p[i + 8] == 48 or p[i + 8] == 49)
+                and p[i + 9] == 13
+                and p[i + 10] == 10
+            ):
+                line_end = i + 9
+        if line_end < 0:
+            # not the common shape: framing decides (raises 400/505, or parses it)
+            method, target, version, line_end = _fr.parse_request_line(head)
+        else:
+            if m_end == 3 and memcmp(p, b"GET", 3) == 0:
+                method = _GET
+            elif m_end == 4 and memcmp(p, b"POST", 4) == 0:
+                method = _POST
+            elif m_end == 4 and memcmp(p, b"HEAD", 4) == 0:
+                method = _HEAD_M
+            else:
+                method = PyBytes_FromStringAndSize(<const char*>p, m_end)
+                if method not in _METHODS:
+                    raise _fr.bad_request()
+            target = PyBytes_FromStringAndSize(<const char*>p + t_start, t_end - t_start)
+            version = _V11 if p[line_end - 1] == 49 else _V10
+        v11 = version == _V11
+        self._validate(head, _fr.bad_request(), True)
+        headers = _split_headers(head, line_end, f, True)
+        # from here on: framing.build_request_head, the same rules in the same order
+        if len(headers) > self._max_headers:
+            raise ProtocolError(431, _fr.TOO_LARGE)
+        if target[0] == 47 and b"#" not in target:
+            path = target
+            authority = None
+        else:
+            path, authority = _fr.split_target(method, target)
+        content_length = -1
+        cl_raw = f.cl_raw
+        if cl_raw is not None:
+            if f.cl_conflict or not _is_digits(cl_raw):
+                raise _fr.bad_request()
+            cl = int(cl_raw)
+            if cl > _MAX_CL:
+                raise _fr.bad_request()
+            content_length = cl
+        if f.hosts > 1 or (f.hosts == 0 and v11):
+            raise _fr.bad_request()
+        host = f.host
+        if host is not None and not _host_ok(host):
+            raise _fr.bad_request()
+        chunked = False
+        if f.tes:
+            te = f.te
+            if not v11 or cl_raw is not None or not te:
+                raise _fr.bad_request()
+            if f.tes > 1 or not _ieq(te, b"chunked", 7):
+                raise ProtocolError(501, _fr.NOT_IMPLEMENTED)
+            chunked = True
+        upgrade = False
+        conn = f.conn
+        if conn is None:
+            keep_alive = v11
+        else:
+            tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
+            if b"close" in tokens:
+                keep_alive = False
+            else:
+                keep_alive = v11 or b"keep-alive" in tokens
+            upgrade = f.has_upgrade and b"upgrade" in tokens
+        return RequestHead(
+            method, path, authority, version, headers, host, keep_alive, chunked, content_length, upgrade, f.expect
+        )
+
+
+cdef class ResponseParser(_Framer):
+    cdef _HeadFields _f
+    cdef bint _no_body
+
+    def __init__(self, sink, Py_ssize_t max_headers=100):
+        _Framer.__init__(self, sink, _fr.RESPONSE_MAX_HEAD_BYTES, max_headers)
+        self._on_body = sink.on_response_body
+        self._on_end = sink.on_response_end
+        self._limit_status = 502
+        self._limit_reason = _fr.UPSTREAM_ERROR
+        self._framing_status = 502
+        self._framing_reason = _fr.UPSTREAM_ERROR
+        self._f = _HeadFields()
+        self._no_body = False
+
+    def expect_no_body(self):
+        self._no_body = True
+
+    def feed_eof(self):
+        if self._error is not None:
+            raise self._error
+        state = self._state
+        if state == S_EOF_BODY:
+            self._state = S_DEAD
+            self._error = _fr.upstream_error()  # nothing may follow the close
+            self._on_end()
+        elif (state == S_HEAD and not self._buf) or state == S_UPGRADED:
+            return
+        else:
+            self._error = _fr.upstream_error()
+            self._state = S_DEAD
+            raise self._error
+
+    cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
+        resp = self._parse_head(head)
+        cdef int status = resp.status
+        sink = self._sink
+        if status < 200:
+            if status == 101:
+                sink.on_response_head(resp)
+                sink.on_upgrade(data[pos:])
+                self._state = S_UPGRADED
+                return 0
+            self._state = S_HEAD  # interim response: swallowed
+            return 0
+        if self._no_body or status == 204 or status == 304:
+            self._no_body = False
+            sink.on_response_head(resp)
+            self._state = S_HEAD
+            self._on_end()
+            return 0
+        if resp.chunked:
+            sink.on_response_head(resp)
+            self._state = S_CHUNK_SIZE_LINE
+            return 0
+        cdef long long cl = resp.content_length
+        if cl < 0:
+            resp.keep_alive = False  # the body ends when the upstream closes
+            sink.on_response_head(resp)
+            self._state = S_EOF_BODY
+            return 0
+        sink.on_response_head(resp)
+        if cl == 0:
+            self._state = S_HEAD
+            self._on_end()
+            return 0
+        self._remaining = cl
+        self._state = S_BODY
+        return 0
+
+    cdef object _parse_head(self, bytes head):
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(head)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i, line_end
+        cdef int status
+        cdef bytes version
+        cdef _HeadFields f = self._f
+        cdef list headers
+        cdef long long content_length
+        cdef bint chunked, keep_alive, ok, v11
+        # Status line, the shape framing._STATUS_LINE accepts:
+        # "HTTP/1." [01] SP [1-9][0-9][0-9] [SP text*] CRLF
+        ok = (
+            n >= 14
+            and memcmp(p, b"HTTP/1.", 7) == 0
+            and (p[7] == 48 or p[7] == 49)
+            and p[8] == 32
+            and 49 <= p[9] <= 57
+            and 48 <= p[10] <= 57
+            and 48 <= p[11] <= 57
+        )
+        line_end = -1
+        if ok:
+            i = 12
+            if p[i] == 32:
+                i += 1
+                while i < n and TEXT[p[i]]:
+                    i += 1
+            if i + 1 < n and p[i] == 13 and p[i + 1] == 10:
+                line_end = i
+        if line_end < 0:
+            status, version, line_end = _fr.parse_status_line(head)
+        else:
+            status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+            version = _V11 if p[7] == 49 else _V10
+        v11 = version == _V11
+        self._validate(head, _fr.upstream_error(), False)
+        headers = _split_headers(head, line_end, f, False)
+        # framing.build_response_head, the same rules in the same order
+        if len(headers) > self._max_headers:
+            raise _fr.upstream_error()
+        if f.cl_conflict:
+            raise _fr.upstream_error()
+        content_length = -1
+        cl_raw = f.cl_raw
+        if cl_raw is not None:
+            if not _is_digits(cl_raw) or f.tes:
+                raise _fr.upstream_error()
+            cl = int(cl_raw)
+            if cl > _MAX_CL:
+                raise _fr.upstream_error()
+            content_length = cl
+        chunked = False
+        if f.tes:
+            if f.tes > 1 or not _ieq(f.te, b"chunked", 7):
+                raise _fr.upstream_error()
+            chunked = True
+        conn = f.conn
+        if conn is None:
+            keep_alive = v11
+        else:
+            tokens = _tokens(conn)
+            if b"close" in tokens:
+                keep_alive = False
+            else:
+                keep_alive = v11 or b"keep-alive" in tokens
+        return ResponseHead(status, headers, keep_alive, chunked, content_length, version)
