@@ -16,9 +16,9 @@ Scenarios (nginx gets an equivalent config for each):
   workers    the plain route with 2 fastproxy workers and with 1, against nginx with 2 workers,
              all free to use both CPUs (which wrk and the upstream also use)
 Rounds are interleaved (nginx, fastproxy, nginx, ...) so drift hits both alike;
-the table shows medians over rounds.  For plain and routes it also shows the proxy
-process's CPU time and C-allocator calls per request (the latter through the
-LD_PRELOAD shim bench/malloc_count.c, built here with `cc`).
+the table shows medians over rounds.  It also shows the proxy process's CPU time and
+C-allocator calls per request (the latter through the LD_PRELOAD shim
+bench/malloc_count.c, built here with `cc`), except for the multi-process workers rows.
 Needs `wrk`, `nginx` and `taskset` on PATH.
 """
 
@@ -40,13 +40,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
 SCENARIOS = ("plain", "routes", "routes100", "body1k", "body64k", "conn1000", "noka", "workers")
-# Where CPU and allocator calls per request are reported: the two scenarios whose
-# per-request work is what the hot-path rewrite is about.
-MEASURED = ("plain", "routes")
 BODY_SIZES = {"body1k": 1024, "body64k": 65536}
 MANY_CONNECTIONS = 1000
 ROUTES_IN_TABLE = 100
@@ -624,51 +622,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs.append(fp_proc)
 
-        up, mesh, fp_err = "upstream.bench.local", ports["mesh"], fp_error or None
-        envoy_like = ("X-Envoy", "test")
+        up, mesh = "upstream.bench.local", ports["mesh"]
+
+        def pair(scenario: str, nginx_port: int, host: str, **opts: Any) -> list[Target]:
+            """The scenario's nginx row (its baseline) and fastproxy row, loaded the same way."""
+            return [
+                Target(scenario, "nginx", nginx_port, host, baseline=True, pid=px_worker, **opts),
+                Target(scenario, "fastproxy", mesh, host, pid=fp_proc.pid, error=fp_error or None, **opts),
+            ]
+
         targets: list[Target] = []
         if "plain" in selected:
-            targets += [
-                Target("direct (no proxy)", "upstream", ports["v10"], up),
-                Target("plain", "nginx", ports["plain"], up, baseline=True, pid=px_worker),
-                Target("plain", "fastproxy", mesh, up, pid=fp_proc.pid, error=fp_err),
-            ]
+            targets.append(Target("direct (no proxy)", "upstream", ports["v10"], up))
+            targets += pair("plain", ports["plain"], up)
             if args.metrics_off:
                 # Same config and CPU; only one of the two fastproxies is loaded at a time.
                 nm_args = [*args.fastproxy_arg, "--no-metrics"]
                 nm_proc, nm_error = start_fastproxy(tmp, proxy_cpu, ports["mesh2"], ports["admin2"], nm_args, env_extra)
                 procs.append(nm_proc)
-                targets.append(Target("plain", "fastproxy --no-metrics", ports["mesh2"], up, error=nm_error or None))
+                nm = Target(
+                    "plain", "fastproxy --no-metrics", ports["mesh2"], up, pid=nm_proc.pid, error=nm_error or None
+                )
+                targets.append(nm)
         if "routes" in selected:
-            demo = "demoapp:8080"
-            targets += [
-                Target("routes", "nginx", ports["routes"], demo, envoy_like, baseline=True, pid=px_worker),
-                Target("routes", "fastproxy", mesh, demo, envoy_like, pid=fp_proc.pid, error=fp_err),
-            ]
+            targets += pair("routes", ports["routes"], "demoapp:8080", expect_header=("X-Envoy", "test"))
         if "routes100" in selected:
-            r100, last = "r100.bench.local", ("x-route", "last")
-            targets += [
-                Target("routes100", "nginx", ports["routes100"], r100, last, baseline=True),
-                Target("routes100", "fastproxy", mesh, r100, last, error=fp_err),
-            ]
+            targets += pair("routes100", ports["routes100"], "r100.bench.local", expect_header=("x-route", "last"))
         for name, size in BODY_SIZES.items():
             if name in selected:
-                path, script = f"/body/{name}", str(tmp / f"{name}.lua")
-                targets += [
-                    Target(name, "nginx", ports["body"], up, path=path, body=size, script=script, baseline=True),
-                    Target(name, "fastproxy", mesh, up, path=path, body=size, script=script, error=fp_err),
-                ]
+                script = str(tmp / f"{name}.lua")
+                targets += pair(name, ports["body"], up, path=f"/body/{name}", body=size, script=script)
         if "conn1000" in selected:
-            many = MANY_CONNECTIONS
-            targets += [
-                Target("conn1000", "nginx", ports["plain"], up, connections=many, baseline=True),
-                Target("conn1000", "fastproxy", mesh, up, connections=many, error=fp_err),
-            ]
+            targets += pair("conn1000", ports["plain"], up, connections=MANY_CONNECTIONS)
         if "noka" in selected:
-            targets += [
-                Target("noka", "nginx", ports["plain"], up, close=True, baseline=True),
-                Target("noka", "fastproxy", mesh, up, close=True, error=fp_err),
-            ]
+            targets += pair("noka", ports["plain"], up, close=True)
         if "workers" in selected:
             targets += start_workers_scenario(tmp, ports, args.fastproxy_arg, env_extra, proxy_env, procs)
 
@@ -762,7 +749,7 @@ def print_table(targets: list[Target], args: argparse.Namespace, ncpu: int, note
     print(
         "cpu us/req: user+system CPU of the proxy process (nginx: its worker) over the wrk run / requests; "
         "mallocs/req: its malloc+calloc+realloc+posix_memalign/aligned_alloc/memalign calls / requests "
-        "(plain and routes only)"
+        "(not for the workers rows: several processes)"
     )
     for note in notes:
         print(note)
