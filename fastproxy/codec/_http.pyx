@@ -265,6 +265,7 @@ cdef class _Framer:
             raise
 
     cdef object _fail(self):
+        # also the error for a head whose grammar llhttp refuses (400 / 502)
         return ProtocolError(self._framing_status, self._framing_reason)
 
     cdef object _too_large(self):
@@ -433,7 +434,7 @@ cdef class _Framer:
             raise self._fail()
         return out
 
-    cdef int _validate(self, bytes head, object error, bint request) except -1:
+    cdef int _validate(self, bytes head, bint request) except -1:
         """llhttp checks the head's grammar; only its message-complete callback runs."""
         parser = self._llhttp
         if parser is None:
@@ -454,6 +455,7 @@ cdef class _Framer:
                 # llhttp refuses any repeated Content-Length; identical ones are
                 # coalesced (as Envoy does): check the rest of the grammar with
                 # the repeats renamed.
+                error = self._fail()
                 renamed, _ = _fr.dedupe_content_length(head, error)
                 try:
                     _strict(request, self._done).feed_data(renamed)
@@ -462,7 +464,7 @@ cdef class _Framer:
                 except HttpParserError:
                     raise error from None
                 return 0
-            raise error from None
+            raise self._fail() from None
         if not self._done.complete:
             # llhttp now expects a body, which this module frames: the next
             # head goes to a fresh parser.
@@ -675,7 +677,7 @@ cdef class RequestParser(_Framer):
             target = PyBytes_FromStringAndSize(<const char*>p + t_start, t_end - t_start)
             version = _V11 if p[line_end - 1] == 49 else _V10
         v11 = version == _V11
-        self._validate(head, _fr.bad_request(), True)
+        self._validate(head, True)
         headers = _split_headers(head, line_end, f, True)
         # from here on: framing.build_request_head, the same rules in the same order
         if len(headers) > self._max_headers:
@@ -828,7 +830,7 @@ cdef class ResponseParser(_Framer):
             status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
             version = _V11 if p[7] == 49 else _V10
         v11 = version == _V11
-        self._validate(head, _fr.upstream_error(), False)
+        self._validate(head, False)
         headers = _split_headers(head, line_end, f, False)
         # framing.build_response_head, the same rules in the same order
         if len(headers) > self._max_headers:

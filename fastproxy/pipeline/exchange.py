@@ -14,6 +14,7 @@ from fastproxy import table
 from fastproxy.matcher import pick
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
+from fastproxy.pipeline.heads import HAS_REQUEST_ID, HAS_XFP, request_block, request_id, response_block
 from fastproxy.pipeline.mirror import send_mirrors
 from fastproxy.pipeline.retry import (
     CONNECT_FAILURES,
@@ -32,39 +33,6 @@ if TYPE_CHECKING:
 
 # Request bodies up to this size are kept for retries and mirroring (CONTRACT.md).
 REPLAY_LIMIT = 1 << 20
-
-# How each client request header is treated on the way upstream.
-_SKIP = 1  # hop-by-hop or re-derived
-_CONNECTION = 2
-_XFP = 3
-_XFF = 4
-_REQUEST_ID = 5
-_UPGRADE = 6
-_HEADER_ACTION: dict[bytes, int] = {
-    b"connection": _CONNECTION,
-    b"keep-alive": _SKIP,
-    b"proxy-connection": _SKIP,
-    b"te": _SKIP,
-    b"trailer": _SKIP,
-    b"transfer-encoding": _SKIP,
-    b"upgrade": _UPGRADE,
-    b"host": _SKIP,
-    b"content-length": _SKIP,
-    b"expect": _SKIP,
-    b"x-envoy-attempt-count": _SKIP,
-    # Router control headers: consumed (or ignored) by the proxy, never forwarded.
-    b"x-envoy-retry-on": _SKIP,
-    b"x-envoy-retry-grpc-on": _SKIP,
-    b"x-envoy-max-retries": _SKIP,
-    b"x-envoy-retriable-status-codes": _SKIP,
-    b"x-envoy-retriable-header-names": _SKIP,
-    b"x-envoy-upstream-rq-timeout-ms": _SKIP,
-    b"x-envoy-upstream-rq-per-try-timeout-ms": _SKIP,
-    b"x-envoy-hedge-on-per-try-timeout": _SKIP,
-    b"x-forwarded-proto": _XFP,
-    b"x-forwarded-for": _XFF,
-    b"x-request-id": _REQUEST_ID,
-}
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_NAMES: frozenset[bytes] = frozenset()
@@ -116,10 +84,15 @@ def _nominated(value: bytes, seen: frozenset[bytes] | None) -> frozenset[bytes] 
     return frozenset(names) | seen if seen else frozenset(names)
 
 
-def _parse_back(out: list[bytes]) -> list[tuple[bytes, bytes]]:
-    # Header lines already rendered into `out` (after the 6 request-line
-    # items), back as (name, value) pairs.
-    return [(out[i], out[i + 2]) for i in range(6, len(out), 4)]
+def _add_only(ops: tuple[table.HeaderOps, ...]) -> bool:
+    # Adds only append, so they can follow a pre-rendered block.
+    return not any(op.remove or op.set for op in ops)
+
+
+def _parse_block(block: bytes) -> list[tuple[bytes, bytes]]:
+    # `name: value\r\n` lines (from heads.request_block) back as (name, value)
+    # pairs; names never hold ": ", so the first one separates.
+    return [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n")[:-1]]  # type: ignore[misc]
 
 
 def _string_match(sm: table.StringMatch, value: bytes) -> bool:
@@ -130,14 +103,6 @@ def _string_match(sm: table.StringMatch, value: bytes) -> bool:
     if sm.kind == table.REGEX:
         return sm.regex is not None and sm.regex.fullmatch(value) is not None
     return True
-
-
-def _request_id(bits: int) -> bytes:
-    # A UUID version 4 (RFC 4122) from 128 random bits.
-    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
-    h = b"%032x" % bits
-    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
 
 
 class Attempt:
@@ -593,47 +558,8 @@ class Exchange:
             up_path = rewrite_path(route.rewrite, path)
         authority = dest.authority if dest.authority is not None else self.authority
         ops = dest.request_ops
-        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
-        # Common case: headers are copied straight into the head being built;
-        # with header operations (or a Connection header naming others) they
-        # are collected as a list first.
-        headers: list[tuple[bytes, bytes]] = []
-        collect = bool(ops)
-        has_xfp = has_rid = False
-        xff = None
-        upgrade = None
-        nominated: frozenset[bytes] | None = None
-        action_of = _HEADER_ACTION.get
-        for h in head.headers:
-            action = action_of(h[0])
-            if action is None:
-                if gateway and h[0].startswith(b"x-envoy-"):
-                    continue
-            elif action == _SKIP:
-                continue
-            elif action == _CONNECTION:
-                nominated = _nominated(h[1], nominated)
-                if nominated and not collect:
-                    collect = True
-                    headers = _parse_back(out)
-                continue
-            elif action == _XFP:
-                if gateway:
-                    continue
-                has_xfp = True
-            elif action == _REQUEST_ID:
-                has_rid = True
-            elif action == _XFF:
-                if gateway:
-                    xff = h[1] if xff is None else xff + b"," + h[1]
-                    continue
-            elif action == _UPGRADE:
-                upgrade = h[1]
-                continue
-            if collect:
-                headers.append(h)
-            else:
-                out += (h[0], b": ", h[1], b"\r\n")
+        block, flags, xff, conn, upgrade = request_block(head.headers, gateway)
+        nominated = _nominated(conn, None) if conn is not None else None
         extra = []
         if head.upgrade and upgrade is not None:
             extra.append((b"connection", b"upgrade"))
@@ -641,22 +567,25 @@ class Exchange:
         if gateway:
             client = ds.client_ip
             extra.append((b"x-forwarded-for", xff + b", " + client if xff else client))
-        if not has_xfp:
+        if not flags & HAS_XFP:
             extra.append((b"x-forwarded-proto", b"http"))
-        if not has_rid:
-            extra.append((b"x-request-id", _request_id(self.state.id_rng.getrandbits(128))))
+        if not flags & HAS_REQUEST_ID:
+            extra.append((b"x-request-id", request_id(self.state.id_rng.getrandbits(128))))
         if up_path is not path:
             extra.append((b"x-envoy-original-path", head.path))
-        if collect:
-            headers += extra
+        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
+        if ops or nominated:
+            # Header operations and the names a Connection header declared
+            # hop-by-hop work on the header list.
+            headers = _parse_block(block) + extra
             if nominated:
-                # Headers the client's Connection header declared hop-by-hop.
                 headers = [h for h in headers if h[0] not in nominated]
             if ops:
                 headers = apply_ops(headers, ops)
-            del out[6:]
             render(headers, out)
         else:
+            # Common case: the client's headers go up as one block.
+            out.append(block)
             render(extra, out)
         if self.chunked_up:
             out.append(b"transfer-encoding: chunked\r\n")
@@ -864,25 +793,29 @@ class Exchange:
         self.status = status
         req = self.head
         no_body = req.method == b"HEAD" or status == 204 or status == 304 or status < 200
-        out = [replies.status_line(status)]
         upgrade = status == 101
-        has_date = False
         dest = self.dest
         assert dest is not None
         ops = dest.response_ops
+        out = [replies.status_line(status)]
         headers = []
-        for h in head.headers:
-            name = h[0]
-            if name in RESPONSE_SKIP:
-                if upgrade and (name == b"connection" or name == b"upgrade"):
-                    headers.append(h)
-                continue
-            if name == b"date":
-                has_date = True
-            if ops:
+        if upgrade or (ops and not _add_only(ops)):
+            # Header operations other than plain adds, and the connection /
+            # upgrade pair a 101 keeps, work on the header list.
+            has_date = False
+            for h in head.headers:
+                name = h[0]
+                if name in RESPONSE_SKIP:
+                    if upgrade and (name == b"connection" or name == b"upgrade"):
+                        headers.append(h)
+                    continue
+                if name == b"date":
+                    has_date = True
                 headers.append(h)
-            else:
-                out += (name, b": ", h[1], b"\r\n")
+        else:
+            # Common case: the upstream's headers go to the client as one block.
+            block, has_date = response_block(head.headers)
+            out.append(block)
         if self.request_complete:
             self.service_time = int((self.loop.time() - self.complete_time) * 1000)
             headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))

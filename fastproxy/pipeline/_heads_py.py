@@ -1,0 +1,98 @@
+"""Pure twin of fastproxy/pipeline/_heads.pyx: header blocks of the heads we write.
+
+API and behaviour are documented in fastproxy/pipeline/heads.py.
+"""
+
+from __future__ import annotations
+
+from fastproxy.pipeline.headers import RESPONSE_SKIP
+
+# How each client request header is treated on the way upstream.
+SKIP = 1  # hop-by-hop or re-derived
+CONNECTION = 2
+XFP = 3
+XFF = 4
+REQUEST_ID = 5
+UPGRADE = 6
+HEADER_ACTION: dict[bytes, int] = {
+    b"connection": CONNECTION,
+    b"keep-alive": SKIP,
+    b"proxy-connection": SKIP,
+    b"te": SKIP,
+    b"trailer": SKIP,
+    b"transfer-encoding": SKIP,
+    b"upgrade": UPGRADE,
+    b"host": SKIP,
+    b"content-length": SKIP,
+    b"expect": SKIP,
+    b"x-envoy-attempt-count": SKIP,
+    # Router control headers: consumed (or ignored) by the proxy, never forwarded.
+    b"x-envoy-retry-on": SKIP,
+    b"x-envoy-retry-grpc-on": SKIP,
+    b"x-envoy-max-retries": SKIP,
+    b"x-envoy-retriable-status-codes": SKIP,
+    b"x-envoy-retriable-header-names": SKIP,
+    b"x-envoy-upstream-rq-timeout-ms": SKIP,
+    b"x-envoy-upstream-rq-per-try-timeout-ms": SKIP,
+    b"x-envoy-hedge-on-per-try-timeout": SKIP,
+    b"x-forwarded-proto": XFP,
+    b"x-forwarded-for": XFF,
+    b"x-request-id": REQUEST_ID,
+}
+
+HAS_XFP = 1
+HAS_REQUEST_ID = 2
+
+def request_block(
+    headers: list[tuple[bytes, bytes]], gateway: bool
+) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:
+    block = []
+    flags = 0
+    xff = conn = upgrade = None
+    action_of = HEADER_ACTION.get
+    for h in headers:
+        action = action_of(h[0])
+        if action is None:
+            if gateway and h[0].startswith(b"x-envoy-"):
+                continue
+        elif action == SKIP:
+            continue
+        elif action == CONNECTION:
+            conn = h[1] if conn is None else conn + b"," + h[1]
+            continue
+        elif action == XFP:
+            if gateway:
+                continue
+            flags |= HAS_XFP
+        elif action == REQUEST_ID:
+            flags |= HAS_REQUEST_ID
+        elif action == XFF:
+            if gateway:
+                xff = h[1] if xff is None else xff + b"," + h[1]
+                continue
+        else:  # upgrade
+            upgrade = h[1]
+            continue
+        block += (h[0], b": ", h[1], b"\r\n")
+    return b"".join(block), flags, xff, conn, upgrade
+
+
+def response_block(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    block = []
+    has_date = False
+    for h in headers:
+        name = h[0]
+        if name in RESPONSE_SKIP:
+            continue
+        if name == b"date":
+            has_date = True
+        block += (name, b": ", h[1], b"\r\n")
+    return b"".join(block), has_date
+
+
+def request_id(bits: int) -> bytes:
+    # A UUID version 4 (RFC 4122) from 128 random bits.
+    bits = (bits & ~(0xF000 << 64)) | (0x4000 << 64)
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+    h = b"%032x" % bits
+    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))

@@ -1,0 +1,48 @@
+"""Header blocks of the heads we write: the compiled module or its pure twin, chosen once.
+
+API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
+
+    request_block(headers, gateway) -> (block, flags, xff, connection, upgrade)
+        `block`: the `name: value\\r\\n` lines of the client headers that go
+        upstream as they are (hop-by-hop, re-derived and router-control
+        headers left out; on a gateway also x-envoy-*, x-forwarded-proto and
+        x-forwarded-for).  `flags`: HAS_XFP / HAS_REQUEST_ID when the client
+        sent one that is kept.  `xff`: on a gateway, the client's
+        X-Forwarded-For values joined with ","; `connection`: all Connection
+        values joined with ","; `upgrade`: the last Upgrade value (None when absent).
+    response_block(headers) -> (block, has_date)
+        the upstream response headers the client gets as they are (hop-by-hop,
+        content-length and server left out), and whether a Date was among them.
+    request_id(bits) -> bytes
+        a version-4 UUID from 128 random bits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastproxy.pipeline._heads_py import HAS_REQUEST_ID, HAS_XFP, HEADER_ACTION
+
+IMPLEMENTATION = "python"
+
+if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
+    try:
+        from fastproxy.pipeline._heads import request_block, request_id, response_block
+
+        IMPLEMENTATION = "cython"
+    except ImportError:
+        if os.environ.get("FASTPROXY_REQUIRE_EXTENSIONS"):
+            raise
+
+if IMPLEMENTATION == "python":
+    from fastproxy.pipeline._heads_py import request_block, request_id, response_block  # noqa: F811
+
+__all__ = [
+    "HAS_REQUEST_ID",
+    "HAS_XFP",
+    "HEADER_ACTION",
+    "IMPLEMENTATION",
+    "request_block",
+    "request_id",
+    "response_block",
+]

@@ -1,0 +1,56 @@
+"""The compiled header-block builders and their pure twin give the same bytes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastproxy.pipeline import _heads_py
+
+compiled = pytest.importorskip("fastproxy.pipeline._heads", reason="compiled module not built")
+
+# Names the builders treat specially, mixed with ordinary ones.
+NAMES = [
+    b"host", b"connection", b"keep-alive", b"upgrade", b"te", b"transfer-encoding", b"content-length",
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-request-id", b"x-envoy-retry-on", b"x-envoy-custom",
+    b"x-envoy-", b"date", b"server", b"user-agent", b"accept", b"x",
+]  # fmt: skip
+header_lists = st.lists(
+    st.tuples(st.sampled_from(NAMES) | st.binary(min_size=1, max_size=12), st.binary(max_size=20)), max_size=140
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header_lists, st.booleans())
+def test_request_block_twins_agree(headers: list[tuple[bytes, bytes]], gateway: bool) -> None:
+    assert compiled.request_block(headers, gateway) == _heads_py.request_block(headers, gateway)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header_lists)
+def test_response_block_twins_agree(headers: list[tuple[bytes, bytes]]) -> None:
+    assert compiled.response_block(headers) == _heads_py.response_block(headers)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**128 - 1))
+def test_request_id_twins_agree_and_are_uuid4(bits: int) -> None:
+    rid = compiled.request_id(bits)
+    assert rid == _heads_py.request_id(bits)
+    parsed = uuid.UUID(rid.decode())
+    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_gateway_block_drops_what_clients_may_not_steer() -> None:
+    headers = [
+        (b"host", b"h"), (b"x-envoy-retry-on", b"5xx"), (b"x-envoy-foo", b"1"), (b"x-forwarded-for", b"1.1.1.1"),
+        (b"x-forwarded-proto", b"https"), (b"connection", b"keep-alive"), (b"accept", b"*/*"),
+    ]  # fmt: skip
+    for impl in (compiled, _heads_py):
+        assert impl.request_block(headers, True) == (b"accept: */*\r\n", 0, b"1.1.1.1", b"keep-alive", None)
+        block, flags, xff, conn, upgrade = impl.request_block(headers, False)
+        assert block == b"x-envoy-foo: 1\r\nx-forwarded-for: 1.1.1.1\r\nx-forwarded-proto: https\r\naccept: */*\r\n"
+        assert flags == 1 and xff is None
