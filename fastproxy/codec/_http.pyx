@@ -855,7 +855,7 @@ cdef class ResponseParser(_Framer):
         if conn is None:
             keep_alive = v11
         else:
-            tokens = _tokens(conn)
+            tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
             if b"close" in tokens:
                 keep_alive = False
             else:

@@ -358,7 +358,7 @@ def build_response_head(
     if conn is None:
         keep_alive = version == b"1.1"
     else:
-        tokens = _tokens(conn)
+        tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
         if b"close" in tokens:
             keep_alive = False
         else:
