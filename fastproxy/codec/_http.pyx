@@ -36,6 +36,7 @@ cdef bytes _V10 = b"1.0"
 cdef bytes _GET = b"GET"
 cdef bytes _HEAD_M = b"HEAD"
 cdef bytes _POST = b"POST"
+cdef bytes _INTERIM = b"HTTP/1.1 100 Continue"
 
 # Byte classes, filled once at import.
 cdef unsigned char TCHAR[256]       # RFC 9110 token characters
@@ -830,7 +831,13 @@ cdef class ResponseParser(_Framer):
             status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
             version = _V11 if p[7] == 49 else _V10
         v11 = version == _V11
-        self._validate(head, False)
+        # llhttp sees the header lines behind an interim status line: a 1xx
+        # message ends with its head whatever the framing headers say, so one
+        # parser serves every response on the connection (a real status with
+        # a body would leave it waiting for that body, and a fresh parser per
+        # response costs more than this copy).  The real status line was
+        # checked above.
+        self._validate(_INTERIM + head[line_end:], False)
         headers = _split_headers(head, line_end, f, False)
         # framing.build_response_head, the same rules in the same order
         if len(headers) > self._max_headers:

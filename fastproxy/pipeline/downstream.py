@@ -79,6 +79,7 @@ class Downstream(asyncio.Protocol):
         "feeding",
         "deferred",
         "eof",
+        "vhost_cache",
     )
 
     def __init__(self, state: ProxyState, listener_name: Any, mesh: bool) -> None:
@@ -110,6 +111,9 @@ class Downstream(asyncio.Protocol):
         self.feeding = False
         self.deferred: Exchange | None = None
         self.eof = False  # the client half-closed (eof_received)
+        # (listeners table, authority, virtual host, port to match) of the last
+        # request: see Exchange.begin.
+        self.vhost_cache: tuple[Any, bytes | None, Any, int] | None = None
 
     def listener(self) -> Listener | None:
         # None once a reload removed this gateway port: requests get 404.

@@ -401,8 +401,15 @@ class Exchange:
     def begin(self) -> None:
         head = self.head
         ds = self.ds
-        listener = ds.listener()
         authority = head.authority if head.authority is not None else head.host
+        cached = ds.vhost_cache
+        if cached is not None and cached[0] is self.state.listeners and cached[1] == authority:
+            # Keep-alive clients send the same Host on every request: the virtual
+            # host found for the previous one holds until a reload swaps the tables.
+            self.authority = authority  # type: ignore[assignment]
+            self._match(cached[2], cached[3])
+            return
+        listener = ds.listener()
         self.authority = authority or b""
         host, port = split_authority(authority, 80)
         if listener is None:
@@ -426,6 +433,12 @@ class Exchange:
         if vh is None:
             self.local(404, flags="NR")
             return
+        ds.vhost_cache = (self.state.listeners, authority, vh, match_port)
+        self._match(vh, match_port)
+
+    def _match(self, vh: table.VirtualHost, match_port: int) -> None:
+        head = self.head
+        authority = self.authority
         path = head.path
         if b"/." in path:
             path = normalize_path(path)

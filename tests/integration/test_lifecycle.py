@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from support import Proxy, Upstream, free_port, request, service_entry, wait_until
+from support import Proxy, Response, Upstream, free_port, read_response, request, service_entry, wait_until
 
 
 def vs(host: str, header_value: str) -> str:
@@ -47,6 +47,29 @@ def test_sighup_reload_applies_new_config_and_rejects_a_bad_one(upstream, tmp_pa
         wait_until(lambda: "reload rejected" in proxy.stderr(), timeout=5)
         assert "hostz" in proxy.stderr()
         assert request(proxy.port, "/", host="app").header("x-config") == "two"
+
+
+def test_keep_alive_connection_follows_reloads_and_each_requests_host(upstream, tmp_path):
+    # One client connection throughout: the proxy may remember the virtual host
+    # of the previous request, but never across a reload or another Host.
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    other = service_entry("other", 80, [(upstream.port, {"app": "other"})])
+    config = se + "---\n" + other + "---\n" + vs("app", "one")
+    with Proxy(tmp_path, config) as proxy, socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        buf = bytearray()
+
+        def ask(host: str) -> Response:
+            sock.sendall(f"GET / HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
+            return read_response(sock, buf=buf)
+
+        assert ask("app").header("x-config") == "one"
+        assert ask("other").header("x-config") is None
+        assert ask("app").header("x-config") == "one"
+        proxy.config_path.write_text(se + "---\n" + other + "---\n" + vs("app", "two"))
+        proxy.signal(signal.SIGHUP)
+        wait_until(lambda: request(proxy.port, "/", host="app").header("x-config") == "two", timeout=5)
+        assert ask("app").header("x-config") == "two"
+        assert ask("other").header("x-config") is None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
