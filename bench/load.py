@@ -669,9 +669,12 @@ def main(argv: list[str] | None = None) -> int:
             for t in targets:
                 if t.error is None:
                     t.runs.append(run_wrk(t, args.duration, args.connections, load_cpu, tmp))
+                    last = t.runs[-1]
+                    # Per round, so a noisy round (req/s down, cpu us/req not) can be told from a slow proxy.
+                    cost = f", {fmt(last['cpu_us'], '.1f')} cpu us/req" if t.pid else ""
                     print(
                         f"round {r + 1}/{args.rounds} {t.scenario:>18} {t.server:>22}: "
-                        f"{fmt(t.runs[-1]['rps'], '.0f')} req/s",
+                        f"{fmt(last['rps'], '.0f')} req/s{cost}",
                         file=sys.stderr,
                         flush=True,
                     )
