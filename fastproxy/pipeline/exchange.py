@@ -48,6 +48,7 @@ _GRPC_CODES = {
     )
 }  # fmt: skip
 _CHUNK_END = b"0\r\n\r\n"
+_ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
 
 
 def split_authority(authority: bytes | None, default_port: int) -> tuple[bytes | None, int]:
@@ -171,8 +172,17 @@ class Attempt:
         head = ex.head
         if head.method == b"HEAD":
             conn.parser.expect_no_body()
-        out = [ex.up_prefix, b"x-envoy-attempt-count: %d\r\n\r\n" % self.number]
+        number = self.number
+        count = _ATTEMPT_COUNT[number] if number < 8 else b"x-envoy-attempt-count: %d\r\n\r\n" % number
         chunks = ex.body_buf
+        if not chunks and not ex.chunked_up:
+            # The common request: a head alone.
+            if ex.request_complete:
+                self.arm_per_try_timer()
+            conn.transport.write(ex.up_prefix + count)
+            self._after_write(conn)
+            return
+        out = [ex.up_prefix, count]
         if chunks:
             if ex.chunked_up:
                 for chunk in chunks:
@@ -186,6 +196,10 @@ class Attempt:
         conn.transport.write(b"".join(out))
         if ex.body_size > REPLAY_LIMIT:
             ex.body_buf = None
+        self._after_write(conn)
+
+    def _after_write(self, conn: UpstreamConnection) -> None:
+        ex = self.ex
         ds = ex.ds
         if ds.write_paused:
             conn.transport.pause_reading()
@@ -811,7 +825,9 @@ class Exchange:
         assert dest is not None
         ops = dest.response_ops
         out = [replies.status_line(status)]
-        headers = []
+        if self.request_complete:
+            self.service_time = int((self.loop.time() - self.complete_time) * 1000)
+        headers: list[tuple[bytes, bytes]] | None = []
         if upgrade or (ops and not _add_only(ops)):
             # Header operations other than plain adds, and the connection /
             # upgrade pair a 101 keeps, work on the header list.
@@ -820,23 +836,27 @@ class Exchange:
                 name = h[0]
                 if name in RESPONSE_SKIP:
                     if upgrade and (name == b"connection" or name == b"upgrade"):
-                        headers.append(h)
+                        headers.append(h)  # type: ignore[union-attr]
                     continue
                 if name == b"date":
                     has_date = True
-                headers.append(h)
+                headers.append(h)  # type: ignore[union-attr]
         else:
             # Common case: the upstream's headers go to the client as one block.
             block, has_date = response_block(head.headers)
             out.append(block)
-        if self.request_complete:
-            self.service_time = int((self.loop.time() - self.complete_time) * 1000)
-            headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))
-        if self.extra_response is not None:
-            headers += self.extra_response
-        if ops:
-            headers = apply_ops(headers, ops)
-        render(headers, out)
+            if not ops and self.extra_response is None:
+                if self.request_complete:
+                    out.append(b"x-envoy-upstream-service-time: %d\r\n" % self.service_time)
+                headers = None
+        if headers is not None:
+            if self.request_complete:
+                headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))
+            if self.extra_response is not None:
+                headers += self.extra_response
+            if ops:
+                headers = apply_ops(headers, ops)
+            render(headers, out)
         if not has_date:
             out.append(replies.DATE.line())
         out.append(self.ds.server_line)
