@@ -11,6 +11,7 @@ FASTPROXY_CYTHON_ANNOTATE=1 writes Cython's annotated HTML next to the .pyx.
 
 import os
 import platform
+import runpy
 import sys
 from pathlib import Path
 
@@ -68,10 +69,16 @@ COMPILED = {
 }
 
 
+# Hot-path modules compiled from their own source in Cython's pure-Python mode
+# (typed by the .pxd next to each); the .py is the pure twin.  The list lives
+# with the import hook that selects the twins (fastproxy/_twins.py).
+PURE_MODE = [name.replace(".", "/") + ".py" for name in runpy.run_path(str(HERE / "fastproxy/_twins.py"))["PURE_MODE"]]
+
+
 def extensions():
     if NO_EXTENSIONS:
         return []
-    sources = []
+    sources = [Extension(path[:-3].replace("/", "."), [path]) for path in PURE_MODE]
     for name, pyx in COMPILED.items():
         c_file = pyx[:-4] + ".c"
         if (HERE / pyx).exists():
@@ -83,14 +90,16 @@ def extensions():
             raise RuntimeError(f"neither {pyx} nor {c_file} found")
         else:
             warn_fallback(f"neither {pyx} nor {c_file} found")
-    if not any(ext.sources[0].endswith(".pyx") for ext in sources):
+    if not any(ext.sources[0].endswith((".pyx", ".py")) for ext in sources):
         return sources
     try:
         from Cython.Build import cythonize
 
         return cythonize(
             sources,
-            compiler_directives={"language_level": "3"},
+            # The .py sources carry annotations for readers and type checkers;
+            # the C types come from the .pxd files only.
+            compiler_directives={"language_level": "3", "annotation_typing": False},
             annotate=bool(os.environ.get("FASTPROXY_CYTHON_ANNOTATE")),
         )
     except Exception as exc:  # Cython missing, or it rejected a .pyx

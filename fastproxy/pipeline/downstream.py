@@ -8,7 +8,6 @@ pauses reading from the client while the upstream cannot take more bytes.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +52,7 @@ class Pending:
         self.rest += rest
 
 
-class Downstream(asyncio.Protocol):
+class Downstream:
     __slots__ = (
         "state",
         "loop",
@@ -119,7 +118,7 @@ class Downstream(asyncio.Protocol):
         # None once a reload removed this gateway port: requests get 404.
         return self.state.listeners.get(self.listener_name)
 
-    # -- asyncio.Protocol ------------------------------------------------
+    # -- asyncio.Protocol (duck-typed: uvloop only calls these; a compiled class cannot subclass it)
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         state = self.state

@@ -7,7 +7,6 @@ backpressure on this socket pauses reading from the client.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastproxy.codec import ProtocolError
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from fastproxy.upstream.pool import Pool
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
     __slots__ = (
         "pool",
         "transport",
@@ -47,7 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
         # The ClusterState whose connection limit this connection counts against.
         self.owner: Any = None
 
-    # -- asyncio.Protocol ------------------------------------------------
+    # -- asyncio.Protocol (duck-typed: uvloop only calls these; a compiled class cannot subclass it)
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 

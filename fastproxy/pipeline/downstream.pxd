@@ -1,0 +1,12 @@
+# Types for compiling downstream.py with Cython (pure-Python mode); downstream.py stays its own pure twin.
+
+cdef class Downstream:
+    cdef public object state, loop, listener_name, server, server_line, transport, parser, client_ip
+    cdef public object current, rx, queue, pending_error, tunnel, listener_key_str, deferred, vhost_cache
+    cdef public bint mesh, write_paused, closed, advancing, feeding, eof
+    cdef public long paused, phase
+    cdef public double deadline
+    cpdef pause(self, long reason)
+    cpdef resume(self, long reason)
+    cpdef exchange_done(self, ex, bint close)
+    cpdef close(self)

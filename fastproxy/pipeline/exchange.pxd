@@ -1,0 +1,42 @@
+# Types for compiling exchange.py with Cython (pure-Python mode); exchange.py stays its own pure twin.
+
+from fastproxy.pipeline.downstream cimport Downstream
+from fastproxy.upstream.connection cimport UpstreamConnection
+
+
+cdef class Attempt:
+    cdef public Exchange ex
+    cdef public object host, timer, task
+    cdef public UpstreamConnection conn
+    cdef public long number
+    cdef public bint reused, got_response, cancelled, fresh
+    cpdef start(self)
+    cpdef bind(self, UpstreamConnection conn, bint reused)
+    cpdef _after_write(self, UpstreamConnection conn)
+    cpdef arm_per_try_timer(self)
+    cpdef release(self, bint reusable)
+    cpdef on_response_head(self, head)
+    cpdef on_response_body(self, data)
+    cpdef flush(self)
+    cpdef on_response_end(self, UpstreamConnection conn)
+
+
+cdef class Exchange:
+    cdef public Downstream ds
+    cdef public object head, loop, state, route, dest, cs, up_prefix, body_buf, tried
+    cdef public Attempt attempt
+    cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
+    cdef public object endpoint, hash_key, extra_response
+    cdef public bint chunked_up, chunked_down, request_complete, routing, retried, response_started
+    cdef public bint upstream_keep_alive, close_after, done, waiting_bind, stale_retry_used, counted, retry_slot
+    cdef public long long body_size, tries, retries_left, status, bytes_sent, service_time
+    cdef public double complete_time, start
+    cpdef begin(self)
+    cpdef _match(self, vh, long match_port)
+    cpdef _route(self)
+    cpdef _build_upstream_head(self, route, dest)
+    cpdef on_end(self)
+    cpdef _new_attempt(self, bint fresh, host=*)
+    cpdef response_head(self, Attempt attempt, head)
+    cpdef response_complete(self)
+    cpdef finish(self, bint close)
