@@ -1,4 +1,4 @@
-"""httptools (llhttp) codec: the hot path.
+"""httptools (llhttp) codec in Python: the pure twin of the compiled ``_http``.
 
 framing.py splits the byte stream into heads and bodies; llhttp checks the
 header grammar of each head (strict mode: bare LF/CR, obs-fold, CTLs,
@@ -6,6 +6,8 @@ whitespace before the colon, bad tokens) and hands us the header fields
 through callbacks, so no byte-level scan of the head happens in Python here.
 Its own CL/TE and keep-alive rules are relaxed (lenient flags) because
 framing.build_request_head applies ours, identically for both codecs.
+``_http`` applies the same rules with llhttp as a validator only (no
+callbacks) and C loops for the rest; the codec tests run all three codecs.
 """
 
 from __future__ import annotations
