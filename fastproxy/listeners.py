@@ -29,6 +29,12 @@ def default_max_connections() -> int:
     return max(16, (soft - FD_RESERVE) // 2)
 
 
+# Accept queue per listening socket: a burst of new clients (1,000 at once from
+# a load generator, or a restart of many keep-alive clients) waits here instead
+# of losing SYNs to a full queue and retrying them a second later.
+LISTEN_BACKLOG = 1024
+
+
 class _Refused(asyncio.Protocol):
     """Over the connection limit: drop the new connection at once (RST), so
     an overload costs the newcomer a fast failure instead of slowing everyone."""
@@ -58,7 +64,7 @@ def bind_socket(host: str, port: int, reuse_port: bool, listen: bool = True) -> 
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         if listen:
-            sock.listen(1024)
+            sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -112,7 +118,9 @@ class ListenerSet:
                 return _Refused()
             return Downstream(state, key, mesh)
 
-        server = await loop.create_server(accept, sock=sock)
+        # create_server listens again on the socket, with its own default
+        # backlog (100) unless told: a burst of clients would overflow it.
+        server = await loop.create_server(accept, sock=sock, backlog=LISTEN_BACKLOG)
         self.servers[key] = server
         self.addresses[key] = sock.getsockname()[:2]
 
