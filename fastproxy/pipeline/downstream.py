@@ -182,6 +182,11 @@ class Downstream:
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
+        # The parser calls back into this object: drop it so that the pair is
+        # freed by reference counting now, not by a cyclic-GC pass later.
+        self.parser = None
+        self.deferred = None
+        self.rx = None
         current = self.current
         if current is not None:
             self.current = None

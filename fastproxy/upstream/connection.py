@@ -86,6 +86,9 @@ class UpstreamConnection:
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self._disown()
+        # The parser calls back into this object: drop it so that the pair is
+        # freed by reference counting, not by a cyclic-GC pass.
+        self.parser = None
         tunnel = self.tunnel
         if tunnel is not None:
             self.tunnel = None
