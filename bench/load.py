@@ -739,7 +739,12 @@ def start_workers_scenario(
 
 def print_table(targets: list[Target], args: argparse.Namespace, ncpu: int, notes: list[str]) -> None:
     impl = subprocess.run(
-        [sys.executable, "-c", "import fastproxy.matcher as m; print(m.IMPLEMENTATION)"],
+        [
+            sys.executable,
+            "-c",
+            "import fastproxy.matcher as m, fastproxy._twins as t; "
+            "print(m.IMPLEMENTATION, 'compiled' if all(t.compiled_modules().values()) else 'pure')",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -747,32 +752,38 @@ def print_table(targets: list[Target], args: argparse.Namespace, ncpu: int, note
     print(
         f"\nwrk -t1 -c{args.connections} -d{args.duration}s (conn1000: -c{MANY_CONNECTIONS}), "
         f"{len(COMMON_HEADERS) + 1} request headers, median of {args.rounds} interleaved rounds; "
-        f"{ncpu} CPUs; fastproxy matcher: {impl or 'unknown'}"
+        f"{ncpu} CPUs; fastproxy matcher, pipeline: {impl or 'unknown'}"
     )
     print(
         "cpu us/req: user+system CPU of the proxy process (nginx: its worker) over the wrk run / requests; "
         "mallocs/req: its malloc+calloc+realloc+posix_memalign/aligned_alloc/memalign calls / requests "
-        "(not for the workers rows: several processes)"
+        "(not for the workers rows: several processes); cpu vs nginx: nginx's cpu us/req / this row's "
+        "(the steadier ratio when nginx is not saturated)"
     )
     for note in notes:
         print(note)
     print()
-    print("| scenario | server | req/s | p50 ms | p99 ms | vs nginx | cpu us/req | mallocs/req | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    columns = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "vs nginx", "cpu us/req", "cpu vs nginx",
+               "mallocs/req", "errors")  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     baseline = {t.scenario: median(t, "rps") for t in targets if t.baseline and t.runs}
+    base_cpu = {t.scenario: median(t, "cpu_us") for t in targets if t.baseline and t.runs and t.pid}
     for t in targets:
         if t.error or not t.runs:
             reason = (t.error or "no runs").replace("|", "/")
-            print(f"| {t.scenario} | {t.server} | error | | | | | | {reason} |")
+            print(f"| {t.scenario} | {t.server} | error | | | | | | | {reason} |")
             continue
         rps = median(t, "rps")
         errors = int(sum(r["errors"] for r in t.runs))
         ratio = f"{rps / baseline[t.scenario]:.2f}x" if t.scenario in baseline else ""
         cpu = fmt(median(t, "cpu_us"), ".1f") if t.pid else ""
         mallocs = fmt(median(t, "mallocs"), ".1f") if t.pid else ""
+        own_cpu = median(t, "cpu_us") if t.pid else 0.0
+        cpu_ratio = f"{base_cpu[t.scenario] / own_cpu:.2f}x" if t.scenario in base_cpu and own_cpu > 0 else ""
         print(
             f"| {t.scenario} | {t.server} | {fmt(rps, '.0f')} | {fmt(median(t, 'p50'), '.2f')} "
-            f"| {fmt(median(t, 'p99'), '.2f')} | {ratio} | {cpu} | {mallocs} | {errors or ''} |"
+            f"| {fmt(median(t, 'p99'), '.2f')} | {ratio} | {cpu} | {cpu_ratio} | {mallocs} | {errors or ''} |"
         )
     scaling = {t.server: median(t, "rps") for t in targets if t.scenario == "workers" and t.runs}
     if "fastproxy --workers 2" in scaling and "fastproxy --workers 1" in scaling:
