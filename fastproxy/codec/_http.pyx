@@ -4,8 +4,9 @@
 Same API and the same outcomes as ``fast.py`` (its pure twin, which glues
 httptools to framing.py in Python).  The difference is where the work runs:
 
-* llhttp (strict) only *validates* each head: no callback is registered, so
-  it never calls back into Python per header;
+* llhttp (strict) only *validates* each head: the one callback registered
+  is message-complete, so it never calls back into Python per header, and
+  one llhttp parser serves a whole connection;
 * the head is split, the start line checked and the header list built by
   the C loops below, in one pass over bytes llhttp has already accepted;
 * the framing rules (framing.build_request_head / build_response_head) and
@@ -282,7 +283,7 @@ cdef class _Framer:
         cdef bytes head, line
         cdef int state
         cdef int want
-        cdef unsigned long long size
+        cdef unsigned long long size = 0
         while pos < n:
             state = self._state
             p = PyBytes_AS_STRING(data)
@@ -634,7 +635,7 @@ cdef class RequestParser(_Framer):
 
     cdef object _parse_head(self, bytes head):
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(head)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i = 0, m_end, t_start, t_end, line_end
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i = 0, m_end, t_start = 0, t_end = 0, line_end
         cdef bytes method, target, version
         cdef _HeadFields f = self._f
         cdef list headers
