@@ -32,7 +32,9 @@ spec:
   endpoints: [{address: 127.0.0.1, ports: {http: 9}, labels: {app: up, version: v1}}]
 """
 
-ROUTES = PLAIN + """---
+ROUTES = (
+    PLAIN
+    + """---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: up}
@@ -57,6 +59,7 @@ spec:
     - {destination: {host: up, subset: v10}, weight: 90}
     - {destination: {host: up, subset: v11}, weight: 10}
 """
+)
 
 REQUEST = (
     b"GET /index.html HTTP/1.1\r\nHost: up\r\nUser-Agent: wrk\r\nAccept: */*\r\n"

@@ -211,9 +211,7 @@ class Upstream(ThreadedServer):
 
 
 # -- the proxy -----------------------------------------------------------------------
-def service_entry(
-    name: str, port: int, endpoints: list[tuple[int, dict[str, str]]], namespace: str = "default"
-) -> str:
+def service_entry(name: str, port: int, endpoints: list[tuple[int, dict[str, str]]], namespace: str = "default") -> str:
     """YAML for a ServiceEntry standing in for a Kubernetes Service."""
     eps = "".join(
         f"  - address: 127.0.0.1\n    ports: {{http: {p}}}\n    labels: {json.dumps(labels)}\n"

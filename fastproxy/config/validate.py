@@ -369,6 +369,7 @@ def _resource(
 
 # ---------------------------------------------------------------- shared checks
 
+
 def _one_line(text: str) -> str:
     # A problem is one line whatever a name or value in it contains.
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -304,9 +304,7 @@ class DemoApp:
         mesh_host, mesh_port = self.mesh
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                resp = await client.request(
-                    mesh_host, mesh_port, url, headers=headers, timeout=PROXY_UPSTREAM_TIMEOUT
-                )
+                resp = await client.request(mesh_host, mesh_port, url, headers=headers, timeout=PROXY_UPSTREAM_TIMEOUT)
                 location = resp.header("location")
                 if resp.status not in (301, 302, 303, 307, 308) or not location:
                     break
@@ -401,9 +399,7 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fastproxy.demo.apps", description="Run one demo upstream."
-    )
+    parser = argparse.ArgumentParser(prog="python -m fastproxy.demo.apps", description="Run one demo upstream.")
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--version", default=None, help="version label (default: v1.0, v3.6 or v0.1 by kind)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")

@@ -97,9 +97,7 @@ async def check_1_1(c: Checker) -> None:
             f"got {r.status} location={r.header('location')}",
         )
     r = await c.mesh("backend:8082")
-    c.expect(
-        r.status == 200 and "backend v3.6" in r.text, f"curl backend:8082: got {r.status} {r.text[:80]!r}"
-    )
+    c.expect(r.status == 200 and "backend v3.6" in r.text, f"curl backend:8082: got {r.status} {r.text[:80]!r}")
 
 
 async def check_1_2(c: Checker) -> None:
@@ -120,24 +118,16 @@ async def check_1_2(c: Checker) -> None:
 async def check_1_3(c: Checker) -> None:
     canary = (("x-canary", "true"),)
     r = await c.mesh("demoapp:8080", headers=canary)
-    c.expect(
-        r.text.startswith("iKubernetes demoapp v1.1 !!"), f"x-canary: true -> expected v1.1, got {r.text!r}"
-    )
-    c.expect(
-        r.header("x-canary") == "true", f"x-canary: true -> response header x-canary={r.header('x-canary')}"
-    )
+    c.expect(r.text.startswith("iKubernetes demoapp v1.1 !!"), f"x-canary: true -> expected v1.1, got {r.text!r}")
+    c.expect(r.header("x-canary") == "true", f"x-canary: true -> response header x-canary={r.header('x-canary')}")
     r = await c.mesh("demoapp:8080", "/user-agent", headers=canary)
-    c.expect(
-        r.text == "User-Agent: Chrome\n", f"canary /user-agent: expected 'User-Agent: Chrome', got {r.text!r}"
-    )
+    c.expect(r.text == "User-Agent: Chrome\n", f"canary /user-agent: expected 'User-Agent: Chrome', got {r.text!r}")
     r = await c.mesh("demoapp:8080", "/user-agent")
     c.expect(r.text == f"User-Agent: {USER_AGENT}\n", f"default /user-agent: got {r.text!r}")
     c.expect(r.header("x-envoy") == "test", f"default route: response header x-envoy={r.header('x-envoy')}")
     c.expect(r.header("x-canary") is None, "default route: unexpected x-canary response header")
     r = await c.mesh("demoapp:8080")
-    c.expect(
-        r.text.startswith("iKubernetes demoapp v1.0 !!"), f"no x-canary -> expected v1.0, got {r.text!r}"
-    )
+    c.expect(r.text.startswith("iKubernetes demoapp v1.0 !!"), f"no x-canary -> expected v1.0, got {r.text!r}")
 
 
 async def check_1_4(c: Checker) -> None:
@@ -156,9 +146,7 @@ async def check_1_4(c: Checker) -> None:
     c.expect(1 <= len(delayed) <= 20, f"expected about 8 of 40 delayed (20 %), got {len(delayed)}")
     for r in delayed:
         m = TOOK.search(r.text)
-        c.expect(
-            m is not None and int(m.group(1)) >= 2900, f"delayed answer does not say ~3000 ms: {r.text!r}"
-        )
+        c.expect(m is not None and int(m.group(1)) >= 2900, f"delayed answer does not say ~3000 ms: {r.text!r}")
         c.expect(r.elapsed < 6, f"delayed answer took {r.elapsed:.1f} s")
 
 
@@ -198,9 +186,7 @@ async def check_1_6(c: Checker) -> None:
     c.notes.append(f"{len(mirrored)} of {len(ids)} requests mirrored to v1.1")
     c.expect(len(mirrored) == len(ids), f"only {len(mirrored)} of {len(ids)} mirrored copies reached v1.1")
     hosts = {e.host for e in mirrored.values()}
-    c.expect(
-        hosts <= {"demoapp:8080"}, f"mirrored copies carried Host {sorted(hosts)}, expected demoapp:8080"
-    )
+    c.expect(hosts <= {"demoapp:8080"}, f"mirrored copies carried Host {sorted(hosts)}, expected demoapp:8080")
 
 
 CHECKS: dict[str, Callable[[Checker], Awaitable[None]]] = {

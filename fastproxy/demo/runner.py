@@ -243,19 +243,14 @@ class Demo:
         print(f"   admin: http://{_addr(ADMIN)}/routes  /config_dump  /stats/prometheus  /clusters")
         print(f"   live traffic graph: http://{_addr(ADMIN)}/graph")
         if sys.stdin.isatty():
-            print(
-                f"   type a section ({', '.join(SECTIONS)}) and Enter to switch; Ctrl-C to stop", flush=True
-            )
+            print(f"   type a section ({', '.join(SECTIONS)}) and Enter to switch; Ctrl-C to stop", flush=True)
         else:
             print("   Ctrl-C to stop", flush=True)
 
     async def _interactive(self) -> int:
         apps = ", ".join(f"{a.name} :{a.port}" for a in self.apps)
         print(f"fastproxy demo: demo apps up ({apps})")
-        print(
-            f"fastproxy demo: proxy up, mesh listener {_addr(MESH)}, "
-            f"gateway {GATEWAY_HOST} on {_addr(GATEWAY)}"
-        )
+        print(f"fastproxy demo: proxy up, mesh listener {_addr(MESH)}, gateway {GATEWAY_HOST} on {_addr(GATEWAY)}")
         self._print_intro()
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
@@ -362,9 +357,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="fastproxy demo",
         description="Run the seed tutorial locally: demo upstreams plus fastproxy, and the commands to try.",
     )
-    p.add_argument(
-        "--section", choices=list(SECTIONS), default=None, help="seed section to start with (default 1.1)"
-    )
+    p.add_argument("--section", choices=list(SECTIONS), default=None, help="seed section to start with (default 1.1)")
     p.add_argument("--traffic", action="store_true", help="send steady traffic and print every answer")
     p.add_argument("--quiet", action="store_true", help="do not print the demo apps' request logs")
     p.add_argument(

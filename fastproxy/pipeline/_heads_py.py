@@ -43,6 +43,7 @@ HEADER_ACTION: dict[bytes, int] = {
 HAS_XFP = 1
 HAS_REQUEST_ID = 2
 
+
 def request_block(
     headers: list[tuple[bytes, bytes]], gateway: bool
 ) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:

@@ -1021,9 +1021,7 @@ class Exchange:
         self.status = status
         close = close or self.close_after or not self.request_complete
         extra = [(b"x-envoy-overloaded", b"true")] if flags.startswith("UO") else None
-        data = replies.local_reply(
-            status, body, self.ds.server, close, extra, head_only=self.head.method == b"HEAD"
-        )
+        data = replies.local_reply(status, body, self.ds.server, close, extra, head_only=self.head.method == b"HEAD")
         self.ds.transport.write(data)
         self.bytes_sent = len(body)
         self.finish(close)

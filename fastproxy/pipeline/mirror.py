@@ -109,9 +109,7 @@ class MirrorAttempt:
         self._finish(conn, False, "mirror_failed")
 
 
-def send_mirrors(
-    state: ProxyState, mirrors: tuple[Any, ...], data: bytes, timeout: float | None, service: str
-) -> None:
+def send_mirrors(state: ProxyState, mirrors: tuple[Any, ...], data: bytes, timeout: float | None, service: str) -> None:
     """Send one copy per mirror policy whose percentage rolls in."""
     for mirror in mirrors:
         if mirror.ppm < 1_000_000 and state.rng.randrange(1_000_000) >= mirror.ppm:

@@ -97,9 +97,22 @@ def test_startup_failures_are_one_line_and_exit_1(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 5}\n")
     run = subprocess.run(
-        [sys.executable, "-m", "fastproxy", "run", "-c", str(bad), "--listen", f"127.0.0.1:{free_port()}",
-         "--admin", f"127.0.0.1:{free_port()}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "fastproxy",
+            "run",
+            "-c",
+            str(bad),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--admin",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 1
     assert "bad.yaml:4" in run.stderr
@@ -111,9 +124,22 @@ def test_startup_failures_are_one_line_and_exit_1(tmp_path):
         good.write_text(service_entry("app", 80, []))
         admin = free_port()
         run = subprocess.run(
-            [sys.executable, "-m", "fastproxy", "run", "-c", str(good), "--listen", f"127.0.0.1:{port}",
-             "--admin", f"127.0.0.1:{admin}"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            [
+                sys.executable,
+                "-m",
+                "fastproxy",
+                "run",
+                "-c",
+                str(good),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--admin",
+                f"127.0.0.1:{admin}",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert run.returncode == 1
         lines = run.stderr.strip().splitlines()
@@ -141,7 +167,7 @@ def test_workers_share_the_port_and_admin_reports_ready(upstream, tmp_path):
 def test_admin_endpoints(upstream, tmp_path):
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     with Proxy(tmp_path, se + "---\n" + vs("app", "a")) as proxy:
-        assert proxy.admin("/ready") .startswith(b"LIVE")
+        assert proxy.admin("/ready").startswith(b"LIVE")
         import json
 
         dump = json.loads(proxy.admin("/config_dump"))

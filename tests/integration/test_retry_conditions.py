@@ -13,7 +13,7 @@ from support import Proxy, Upstream, free_port, request, service_entry, wait_unt
 def rule(prefix: str, retry_on: str, attempts: int = 2) -> str:
     return (
         f"  - match: [{{uri: {{prefix: /{prefix}}}}}]\n"
-        f"    retries: {{attempts: {attempts}, retryOn: \"{retry_on}\"}}\n"
+        f'    retries: {{attempts: {attempts}, retryOn: "{retry_on}"}}\n'
         f"    route: [{{destination: {{host: app}}}}]\n"
     )
 
@@ -283,9 +283,7 @@ spec:
     )
     # First tries fail at once; a retry is held for 1 s by the upstream, so while
     # one request's retry is in flight the other finds the only retry slot taken.
-    app.handler = lambda req: (
-        (503, [], b"first") if dict(req["headers"]).get("x-envoy-attempt-count") == "1" else None
-    )
+    app.handler = lambda req: (503, [], b"first") if dict(req["headers"]).get("x-envoy-attempt-count") == "1" else None
     results = []
     try:
         with Proxy(tmp_path, config) as p:

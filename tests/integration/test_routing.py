@@ -90,8 +90,10 @@ def proxy(upstreams, tmp_path_factory):
             service_entry(
                 "demoapp",
                 8080,
-                [(upstreams["v10"].port, {"app": "demoapp", "version": "v1.0"}),
-                 (upstreams["v11"].port, {"app": "demoapp", "version": "v1.1"})],
+                [
+                    (upstreams["v10"].port, {"app": "demoapp", "version": "v1.0"}),
+                    (upstreams["v11"].port, {"app": "demoapp", "version": "v1.1"}),
+                ],
             ),
             service_entry("plain", 80, [(upstreams["plain"].port, {"app": "plain", "version": "v1"})]),
             service_entry("empty", 80, []),
@@ -231,8 +233,7 @@ def test_post_bodies_content_length_and_chunked(proxy):
     assert r.json()["body"] == "a" * 70000
     with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
         sock.sendall(
-            b"POST /c HTTP/1.1\r\nhost: plain\r\ntransfer-encoding: chunked\r\n\r\n"
-            b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+            b"POST /c HTTP/1.1\r\nhost: plain\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
         )
         echo = read_response(sock).json()
     assert echo["body"] == "abcdefg"

@@ -210,8 +210,10 @@ def test_outlier_detection_ejects_a_failing_endpoint(proxy, upstreams):
         assert len(bad.requests) == before
         label = f"127.0.0.1:{bad.port}"
         wait_until(
-            lambda: f"outbound|80||flaky.default.svc.cluster.local::{label}::health_flags::/failed_outlier_check"
-            in proxy.admin("/clusters").decode(),
+            lambda: (
+                f"outbound|80||flaky.default.svc.cluster.local::{label}::health_flags::/failed_outlier_check"
+                in proxy.admin("/clusters").decode()
+            ),
             timeout=5,
         )
         assert "fastproxy_outlier_ejections_total 1" in proxy.admin("/stats/prometheus").decode()

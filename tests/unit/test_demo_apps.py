@@ -56,9 +56,7 @@ class StandInMesh:
 
 def answer(status: str, body: bytes, extra: str = "") -> bytes:
     return (
-        f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"
-        f"content-type: text/plain\r\n{extra}\r\n".encode()
-        + body
+        f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\ncontent-type: text/plain\r\n{extra}\r\n".encode() + body
     )
 
 
@@ -76,9 +74,7 @@ def test_demoapp_root_line_and_headers():
         return resp, head
 
     resp, head = run(go())
-    expected = (
-        "iKubernetes demoapp v1.1 !! ClientIP: 127.0.0.1, ServerName: demoappv11-0, ServerIP: 127.0.0.1!\n"
-    )
+    expected = "iKubernetes demoapp v1.1 !! ClientIP: 127.0.0.1, ServerName: demoappv11-0, ServerIP: 127.0.0.1!\n"
     assert resp.status == 200
     assert resp.text == expected
     assert resp.header("content-type") == "text/html; charset=utf-8"
@@ -97,9 +93,7 @@ def test_demoapp_user_agent_hostname_and_404():
         app = DemoApp("demoapp", "v1.0", "demoappv10-1", log=None)
         await app.start("127.0.0.1", 0)
         try:
-            ua = await client.request(
-                "127.0.0.1", app.port, "/user-agent", headers=[("User-Agent", "Chrome")]
-            )
+            ua = await client.request("127.0.0.1", app.port, "/user-agent", headers=[("User-Agent", "Chrome")])
             host = await client.request("127.0.0.1", app.port, "/hostname")
             missing = await client.request("127.0.0.1", app.port, "/backend")
         finally:
@@ -137,9 +131,7 @@ def test_keep_alive_and_pipelining_on_one_connection():
         return buf, third
 
     buf, third = run(go())
-    line = (
-        b"gowebserver backend v3.6 !! ClientIP: 127.0.0.1, ServerName: backendv36-0, ServerIP: 127.0.0.1!\n"
-    )
+    line = b"gowebserver backend v3.6 !! ClientIP: 127.0.0.1, ServerName: backendv36-0, ServerIP: 127.0.0.1!\n"
     assert buf.count(line) == 2
     assert third.startswith(b"HTTP/1.1 200 OK\r\n") and third.endswith(line)
 
@@ -157,9 +149,7 @@ def test_malformed_request_gets_400():
 
 
 def test_frontend_asks_demoapp_through_the_mesh_in_absolute_form():
-    upstream_line = (
-        b"iKubernetes demoapp v1.1 !! ClientIP: 127.0.0.1, ServerName: demoappv11-0, ServerIP: 127.0.0.1!\n"
-    )
+    upstream_line = b"iKubernetes demoapp v1.1 !! ClientIP: 127.0.0.1, ServerName: demoappv11-0, ServerIP: 127.0.0.1!\n"
 
     async def go():
         mesh = StandInMesh([answer("200 OK", upstream_line)])
@@ -167,9 +157,7 @@ def test_frontend_asks_demoapp_through_the_mesh_in_absolute_form():
         app = DemoApp("proxy", "v0.1", "proxy-0", mesh=("127.0.0.1", mesh_port), log=None)
         await app.start("127.0.0.1", 0)
         try:
-            resp = await client.request(
-                "127.0.0.1", app.port, "/canary?x=1", headers=[("x-request-id", "rid-7")]
-            )
+            resp = await client.request("127.0.0.1", app.port, "/canary?x=1", headers=[("x-request-id", "rid-7")])
         finally:
             await app.close()
             mesh.close()
