@@ -47,3 +47,18 @@ def compiled_modules() -> dict[str, bool]:
         module = sys.modules.get(name) or importlib.import_module(name)
         out[name] = not (module.__file__ or "").endswith(".py")
     return out
+
+
+def uncompiled() -> list[str]:
+    """Compiled parts that are running as their pure twin (imports them all)."""
+    from fastproxy import codec, matcher
+    from fastproxy.pipeline import heads
+
+    missing = [name for name, compiled in compiled_modules().items() if not compiled]
+    if matcher.IMPLEMENTATION != "cython":
+        missing.append("fastproxy._match")
+    if heads.IMPLEMENTATION != "cython":
+        missing.append("fastproxy.pipeline._heads")
+    if codec.select("httptools")[0].__module__ != "fastproxy.codec._http":
+        missing.append("fastproxy.codec._http")
+    return missing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fastproxy import __version__
@@ -118,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from fastproxy.server import Limits
     from fastproxy.supervisor import run
+
+    if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
+        from fastproxy._twins import uncompiled
+
+        missing = uncompiled()
+        if missing:
+            # Not chosen (FASTPROXY_NO_EXTENSIONS would say so): the build had no compiler.
+            err(f"fastproxy: warning: running pure-Python twins of {', '.join(missing)}; several times slower")
 
     try:
         opts = RunOptions(

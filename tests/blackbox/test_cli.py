@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
-from support import REPO, Proxy, Upstream, request, service_entry
+from support import REPO, Proxy, Upstream, free_port, request, service_entry, wait_until
 
 SEED = REPO / "examples" / "seed"
 
@@ -81,3 +84,43 @@ def test_no_metrics_flag_stops_counting_but_not_serving(tmp_path):
             assert request(proxy.port, "/", host="app").status == 200
         text = proxy.admin("/stats/prometheus").decode()
         assert "istio_requests_total{" not in text
+
+
+WARNING = "warning: running pure-Python twins"
+
+
+def _startup_stderr(env: dict[str, str], cwd: Path) -> str:
+    """What `fastproxy run` printed on stderr by the time it was ready."""
+    config = cwd / "se.yaml"
+    config.write_text(service_entry("app", 80, [(free_port(), {"app": "app"})]))
+    admin = free_port()
+    args = ["run", "-c", str(config), "--listen", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}"]
+    cmd = [sys.executable, "-m", "fastproxy", *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _ready(admin) or proc.poll() is not None, timeout=20)
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=20)
+    return stderr
+
+
+def _ready(admin: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def test_run_warns_when_the_compiled_parts_are_missing(tmp_path):
+    import fastproxy as fp
+
+    # The installed package as a build without a compiler would leave it: sources only.
+    pure = tmp_path / "pure"
+    shutil.copytree(Path(fp.__file__).parent, pure / "fastproxy", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPROXY_")}
+    stderr = _startup_stderr({**env, "PYTHONPATH": str(pure)}, tmp_path)
+    assert WARNING in stderr and "fastproxy.pipeline.exchange" in stderr, stderr
+    # As installed (or with the twins chosen on purpose) there is no such line.
+    assert WARNING not in _startup_stderr(dict(os.environ), tmp_path)
