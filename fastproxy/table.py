@@ -185,6 +185,12 @@ class Destination:
     request_ops: tuple[HeaderOps, ...] = ()
     response_ops: tuple[HeaderOps, ...] = ()
     authority: bytes | None = None  # Host sent upstream, when rewritten
+    # Derived: the response ops only add headers, so they can follow the
+    # upstream's headers rendered as one block (pipeline/exchange.py).
+    response_adds_only: bool = field(init=False, default=True)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "response_adds_only", not any(op.remove or op.set for op in self.response_ops))
 
 
 @dataclass(frozen=True, slots=True)

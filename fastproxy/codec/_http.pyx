@@ -28,7 +28,7 @@ from fastproxy.codec import framing as _fr
 __all__ = ["RequestParser", "ResponseParser"]
 
 cdef object _METHODS = _fr.METHODS
-cdef object _CONNECTION_COMMON = _fr._CONNECTION_COMMON
+cdef object _CONNECTION_COMMON = _fr.CONNECTION_COMMON
 cdef object _tokens = _fr._tokens
 cdef long long _MAX_CL = _fr.MAX_CONTENT_LENGTH
 cdef Py_ssize_t _MAX_CHUNK_LINE = _fr.MAX_CHUNK_LINE

@@ -231,7 +231,7 @@ def _tokens(value: bytes) -> list[bytes] | tuple[bytes, ...]:
 
 
 # Connection values seen on nearly every request, tokenised ahead of time.
-_CONNECTION_COMMON = {
+CONNECTION_COMMON = {
     v: (v.lower(),) for v in (b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade")
 }
 
@@ -307,7 +307,7 @@ def build_request_head(
     if conn is None:
         keep_alive = version == b"1.1"
     else:
-        tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
+        tokens = CONNECTION_COMMON.get(conn) or _tokens(conn)
         if b"close" in tokens:
             keep_alive = False
         else:
@@ -358,7 +358,7 @@ def build_response_head(
     if conn is None:
         keep_alive = version == b"1.1"
     else:
-        tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
+        tokens = CONNECTION_COMMON.get(conn) or _tokens(conn)
         if b"close" in tokens:
             keep_alive = False
         else:

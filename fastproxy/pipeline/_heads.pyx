@@ -61,19 +61,14 @@ cdef bytes _render(list headers, unsigned char* keep, Py_ssize_t count):
     return out
 
 
-def request_block(list headers, bint gateway):
+cdef tuple _classify(list headers, bint gateway, unsigned char* keep):
+    """Mark in `keep` the headers that go up as they are; (flags, xff, connection, upgrade)."""
     cdef Py_ssize_t i, count = PyList_GET_SIZE(headers)
-    cdef unsigned char stack_keep[128]
-    cdef bytearray heap_keep = None
-    cdef unsigned char* keep = stack_keep
     cdef long flags = 0, action
     cdef PyObject* found
     cdef object h
     cdef bytes name, value
     xff = conn = upgrade = None
-    if count > 128:
-        heap_keep = bytearray(count)
-        keep = <unsigned char*><char*>heap_keep
     for i in range(count):
         h = <object>PyList_GET_ITEM(headers, i)
         name = <bytes>PyTuple_GET_ITEM(h, 0)
@@ -104,7 +99,27 @@ def request_block(list headers, bint gateway):
                 upgrade = value
                 continue
         keep[i] = 1
+    return flags, xff, conn, upgrade
+
+
+def request_block(list headers, bint gateway):
+    cdef Py_ssize_t count = PyList_GET_SIZE(headers)
+    cdef unsigned char stack_keep[128]
+    cdef bytearray heap_keep = None
+    cdef unsigned char* keep = stack_keep
+    if count > 128:
+        heap_keep = bytearray(count)
+        keep = <unsigned char*><char*>heap_keep
+    flags, xff, conn, upgrade = _classify(headers, gateway, keep)
     return _render(headers, keep, count), flags, xff, conn, upgrade
+
+
+def request_kept(list headers, bint gateway):
+    cdef Py_ssize_t i, count = PyList_GET_SIZE(headers)
+    cdef bytearray keep = bytearray(count)
+    cdef unsigned char* k = <unsigned char*><char*>keep
+    flags, xff, conn, upgrade = _classify(headers, gateway, k)
+    return [<object>PyList_GET_ITEM(headers, i) for i in range(count) if k[i]], flags, xff, conn, upgrade
 
 
 def response_block(list headers):

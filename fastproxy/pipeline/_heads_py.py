@@ -44,10 +44,10 @@ HAS_XFP = 1
 HAS_REQUEST_ID = 2
 
 
-def request_block(
+def request_kept(
     headers: list[tuple[bytes, bytes]], gateway: bool
-) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:
-    block = []
+) -> tuple[list[tuple[bytes, bytes]], int, bytes | None, bytes | None, bytes | None]:
+    kept = []
     flags = 0
     xff = conn = upgrade = None
     action_of = HEADER_ACTION.get
@@ -74,8 +74,15 @@ def request_block(
         else:  # upgrade
             upgrade = h[1]
             continue
-        block += (h[0], b": ", h[1], b"\r\n")
-    return b"".join(block), flags, xff, conn, upgrade
+        kept.append(h)
+    return kept, flags, xff, conn, upgrade
+
+
+def request_block(
+    headers: list[tuple[bytes, bytes]], gateway: bool
+) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:
+    kept, flags, xff, conn, upgrade = request_kept(headers, gateway)
+    return b"".join(b"%b: %b\r\n" % h for h in kept), flags, xff, conn, upgrade
 
 
 def response_block(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:

@@ -11,10 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastproxy import table
+from fastproxy.codec.framing import CONNECTION_COMMON
 from fastproxy.matcher import pick
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
-from fastproxy.pipeline.heads import HAS_REQUEST_ID, HAS_XFP, request_block, request_id, response_block
+from fastproxy.pipeline.heads import (
+    HAS_REQUEST_ID,
+    HAS_XFP,
+    request_block,
+    request_id,
+    request_kept,
+    response_block,
+)
 from fastproxy.pipeline.mirror import send_mirrors
 from fastproxy.pipeline.retry import (
     CONNECT_FAILURES,
@@ -79,21 +87,12 @@ _CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
 def _nominated(value: bytes, seen: frozenset[bytes] | None) -> frozenset[bytes] | None:
+    if value in CONNECTION_COMMON:  # keep-alive, close, upgrade: nominate nothing
+        return seen
     names = {t.strip().lower() for t in value.split(b",")} - _CONNECTION_OPTIONS - {b""}
     if not names:
         return seen
     return frozenset(names) | seen if seen else frozenset(names)
-
-
-def _add_only(ops: tuple[table.HeaderOps, ...]) -> bool:
-    # Adds only append, so they can follow a pre-rendered block.
-    return not any(op.remove or op.set for op in ops)
-
-
-def _parse_block(block: bytes) -> list[tuple[bytes, bytes]]:
-    # `name: value\r\n` lines (from heads.request_block) back as (name, value)
-    # pairs; names never hold ": ", so the first one separates.
-    return [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n")[:-1]]  # type: ignore[misc]
 
 
 def _string_match(sm: table.StringMatch, value: bytes) -> bool:
@@ -585,8 +584,18 @@ class Exchange:
             up_path = rewrite_path(route.rewrite, path)
         authority = dest.authority if dest.authority is not None else self.authority
         ops = dest.request_ops
-        block, flags, xff, conn, upgrade = request_block(head.headers, gateway)
+        # Header operations work on the header list; otherwise the client's
+        # headers go up as one pre-rendered block.
+        if ops:
+            headers, flags, xff, conn, upgrade = request_kept(head.headers, gateway)
+            block = None
+        else:
+            block, flags, xff, conn, upgrade = request_block(head.headers, gateway)
+            headers = None
         nominated = _nominated(conn, None) if conn is not None else None
+        if nominated and headers is None:
+            # Rare: the Connection header names more hop-by-hop headers to drop.
+            headers = request_kept(head.headers, gateway)[0]
         extra = []
         if head.upgrade and upgrade is not None:
             extra.append((b"connection", b"upgrade"))
@@ -601,17 +610,14 @@ class Exchange:
         if up_path is not path:
             extra.append((b"x-envoy-original-path", head.path))
         out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
-        if ops or nominated:
-            # Header operations and the names a Connection header declared
-            # hop-by-hop work on the header list.
-            headers = _parse_block(block) + extra
+        if headers is not None:
+            headers += extra
             if nominated:
                 headers = [h for h in headers if h[0] not in nominated]
             if ops:
                 headers = apply_ops(headers, ops)
             render(headers, out)
         else:
-            # Common case: the client's headers go up as one block.
             out.append(block)
             render(extra, out)
         if self.chunked_up:
@@ -828,7 +834,7 @@ class Exchange:
         if self.request_complete:
             self.service_time = int((self.loop.time() - self.complete_time) * 1000)
         headers: list[tuple[bytes, bytes]] | None = []
-        if upgrade or (ops and not _add_only(ops)):
+        if upgrade or (ops and not dest.response_adds_only):
             # Header operations other than plain adds, and the connection /
             # upgrade pair a 101 keeps, work on the header list.
             has_date = False

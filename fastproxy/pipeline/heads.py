@@ -10,6 +10,9 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
         sent one that is kept.  `xff`: on a gateway, the client's
         X-Forwarded-For values joined with ","; `connection`: all Connection
         values joined with ","; `upgrade`: the last Upgrade value (None when absent).
+    request_kept(headers, gateway) -> (kept, flags, xff, connection, upgrade)
+        the same, with the kept headers as a list of (name, value) pairs, for
+        header operations that work on the list.
     response_block(headers) -> (block, has_date)
         the upstream response headers the client gets as they are (hop-by-hop,
         content-length and server left out), and whether a Date was among them.
@@ -27,7 +30,7 @@ IMPLEMENTATION = "python"
 
 if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
     try:
-        from fastproxy.pipeline._heads import request_block, request_id, response_block
+        from fastproxy.pipeline._heads import request_block, request_id, request_kept, response_block
 
         IMPLEMENTATION = "cython"
     except ImportError:
@@ -35,7 +38,12 @@ if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
             raise
 
 if IMPLEMENTATION == "python":
-    from fastproxy.pipeline._heads_py import request_block, request_id, response_block  # noqa: F811
+    from fastproxy.pipeline._heads_py import (  # noqa: F811
+        request_block,
+        request_id,
+        request_kept,
+        response_block,
+    )
 
 __all__ = [
     "HAS_REQUEST_ID",
@@ -44,5 +52,6 @@ __all__ = [
     "IMPLEMENTATION",
     "request_block",
     "request_id",
+    "request_kept",
     "response_block",
 ]

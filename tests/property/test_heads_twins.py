@@ -30,6 +30,15 @@ def test_request_block_twins_agree(headers: list[tuple[bytes, bytes]], gateway: 
 
 
 @settings(max_examples=300, deadline=None)
+@given(header_lists, st.booleans())
+def test_request_kept_twins_agree_and_render_to_the_block(headers: list[tuple[bytes, bytes]], gateway: bool) -> None:
+    kept = compiled.request_kept(headers, gateway)
+    assert kept == _heads_py.request_kept(headers, gateway)
+    block = b"".join(b"%b: %b\r\n" % h for h in kept[0])
+    assert (block, *kept[1:]) == compiled.request_block(headers, gateway)
+
+
+@settings(max_examples=300, deadline=None)
 @given(header_lists)
 def test_response_block_twins_agree(headers: list[tuple[bytes, bytes]]) -> None:
     assert compiled.response_block(headers) == _heads_py.response_block(headers)
