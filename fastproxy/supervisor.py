@@ -5,6 +5,7 @@ parent serves the admin listener and passes signals on)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -320,6 +321,7 @@ def _new_state(opts: RunOptions, config: table.Config, loop: asyncio.AbstractEve
 
 async def _single(opts: RunOptions, config: table.Config) -> int:
     loop = asyncio.get_running_loop()
+    _signals_to_the_loop_thread(loop)
     state = _new_state(opts, config, loop)
     listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=False)
     try:
@@ -353,6 +355,7 @@ async def _single(opts: RunOptions, config: table.Config) -> int:
     await stop.wait()
     await _drain(state, listeners, opts.drain_timeout)
     admin.close()
+    _ignore_stop_signals(loop)
     return 0
 
 
@@ -361,8 +364,12 @@ async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> N
     listeners.close()
     state.begin_drain()
     deadline = loop.time() + timeout
+    # A second SIGTERM/SIGINT (Ctrl-C twice) ends the wait: the operator has said "now".
+    now = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, now.set)
+    loop.add_signal_handler(signal.SIGINT, now.set)
     # Finishing requests close their connections themselves (state.draining).
-    while state.connections and loop.time() < deadline:
+    while state.connections and loop.time() < deadline and not now.is_set():
         await asyncio.sleep(0.02)
     for conn in list(state.connections):
         conn.transport.abort()
@@ -371,10 +378,42 @@ async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> N
         state.access_log.close()
 
 
+def _ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """The drain is over and the exit code decided: a late SIGTERM must not turn it into a kill.
+
+    Closing the loop would put the default actions back, and a stop signal sent
+    while the interpreter winds down (a supervisor repeating its SIGTERM) would
+    then end the process with -15 instead of the 0 the drain earned.
+    """
+    # Blocked first: removing a loop handler briefly restores the default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    for sig in _STOP_SIGNALS:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _signals_to_the_loop_thread(loop: asyncio.AbstractEventLoop) -> None:
+    """Executor threads (config reads, waitpid) block the stop signals.
+
+    The kernel hands a process signal to any thread that does not block it;
+    once the loop's handlers are gone that would be the default action, so only
+    the loop's thread may receive them.
+    """
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            initializer=signal.pthread_sigmask, initargs=(signal.SIG_BLOCK, (*_STOP_SIGNALS, signal.SIGHUP))
+        )
+    )
+
+
 # -- several workers -----------------------------------------------------------
 def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
     async def main() -> int:
         loop = asyncio.get_running_loop()
+        _signals_to_the_loop_thread(loop)
         state = _new_state(opts, config, loop)
         listeners = ListenerSet(state, opts.listen, opts.bind, reuse_port=True)
         try:
@@ -416,6 +455,7 @@ def _worker(opts: RunOptions, config: table.Config, fd: int) -> int:
         await _drain(state, listeners, opts.drain_timeout)
         report("stats")
         task.cancel()
+        _ignore_stop_signals(loop)
         return 0
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -459,6 +499,7 @@ def _multi(opts: RunOptions, config: table.Config) -> int:
 
 async def _parent(opts: RunOptions, config: table.Config, children: dict[int, int], admin_sock: Any) -> int:
     loop = asyncio.get_running_loop()
+    _signals_to_the_loop_thread(loop)
     current = {"config": config}
     ready: set[int] = set()
     latest: dict[int, dict[str, Any]] = {}
@@ -528,6 +569,7 @@ async def _parent(opts: RunOptions, config: table.Config, children: dict[int, in
                 err(f"fastproxy: worker {pid} exited with {code}")
                 forward_stop()
     admin.close()
+    _ignore_stop_signals(loop)
     return 0 if worst == 0 else 1
 
 

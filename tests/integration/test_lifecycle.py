@@ -93,6 +93,48 @@ def test_stop_signals_let_in_flight_requests_finish(upstream, tmp_path, sig):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_stop_signals_repeated_while_exiting_still_exit_0(upstream, tmp_path, workers):
+    # A supervisor that repeats its SIGTERM must not turn a clean exit into death by signal,
+    # whichever moment of the shutdown the repeats land in.
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    proxy = Proxy(tmp_path, se, "--workers", workers).start()
+    assert request(proxy.port, "/", host="app").status == 200
+    assert proxy.proc is not None
+    proxy.signal(signal.SIGTERM)
+    while proxy.proc.poll() is None:
+        try:
+            proxy.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+    assert proxy.stop() == 0
+
+
+def test_second_stop_signal_ends_the_drain_now(upstream, tmp_path):
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    proxy = Proxy(tmp_path, se, "--drain-timeout", "30").start()
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(proxy.port, "/delay/20", host="app")
+        except OSError as exc:
+            result["r"] = exc
+
+    t = threading.Thread(target=slow, daemon=True)
+    t.start()
+    wait_until(lambda: any(r["path"] == "/delay/20" for r in upstream.requests))
+    proxy.signal(signal.SIGTERM)
+    # The first signal drains: the request in flight keeps the process alive.
+    with pytest.raises(subprocess.TimeoutExpired):
+        assert proxy.proc is not None
+        proxy.proc.wait(0.5)
+    proxy.signal(signal.SIGINT)
+    assert proxy.proc.wait(5) == 0
+    t.join(5)
+    assert not isinstance(result.get("r"), Response)
+
+
 def test_startup_failures_are_one_line_and_exit_1(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 5}\n")
