@@ -21,6 +21,7 @@ PURE_MODE = (
     "fastproxy.pipeline.exchange",
     "fastproxy.upstream.connection",
     "fastproxy.upstream.pool",
+    "fastproxy.admin.stats",
 )
 
 

@@ -1,0 +1,27 @@
+# Types for compiling stats.py with Cython (pure-Python mode); stats.py stays its own pure twin.
+
+cimport cython
+
+from fastproxy.pipeline.exchange cimport Exchange
+
+cdef tuple _BOUNDS
+cdef Py_ssize_t _NBOUNDS
+
+
+@cython.locals(i=Py_ssize_t)
+cdef Py_ssize_t _bucket(double v)
+
+
+cdef class Series:
+    cdef public object labels, cluster, host, listener, subset
+    cdef public long long count, req_sum, resp_sum
+    cdef public double dur_sum
+    cdef public list dur_b, req_b, resp_b
+
+
+cdef class Stats:
+    cdef public object loop, series, _pins, _config, mirrors
+    cdef public dict _fast
+
+    @cython.locals(s=Series, ms=double, cl="long long", req="long long", resp="long long")
+    cpdef record(self, Exchange ex)
