@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 PURE_MODE = (
+    "fastproxy.codec.messages",
     "fastproxy.pipeline.downstream",
     "fastproxy.pipeline.exchange",
     "fastproxy.upstream.connection",

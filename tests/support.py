@@ -22,6 +22,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+def compiled_codec() -> Any:
+    """fastproxy.codec._http, or None when it is not built or FASTPROXY_NO_EXTENSIONS is set.
+
+    The compiled codec builds the compiled heads (codec/messages), and that
+    mode loads their pure twins instead, so the two cannot meet in one process.
+    """
+    if os.environ.get("FASTPROXY_NO_EXTENSIONS"):
+        return None
+    try:
+        from fastproxy.codec import _http
+    except ImportError:
+        return None
+    return _http
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

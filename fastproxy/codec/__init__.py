@@ -29,6 +29,10 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+# The parsed heads (compiled with Cython in pure-Python mode; see messages.py).
+from fastproxy.codec import messages
+from fastproxy.codec.messages import RequestHead, ResponseHead
+
 
 class ProtocolError(Exception):
     """Malformed message.  `status` is the reply owed to the peer (for requests)."""
@@ -39,70 +43,7 @@ class ProtocolError(Exception):
         self.reason = reason
 
 
-class RequestHead:
-    __slots__ = (
-        "method",
-        "path",
-        "authority",
-        "version",
-        "headers",
-        "host",
-        "keep_alive",
-        "chunked",
-        "content_length",
-        "upgrade",
-        "expect_continue",
-    )
-
-    def __init__(
-        self,
-        method: bytes,
-        path: bytes,
-        authority: bytes | None,
-        version: bytes,
-        headers: list[tuple[bytes, bytes]],
-        host: bytes | None,
-        keep_alive: bool,
-        chunked: bool,
-        content_length: int,
-        upgrade: bool,
-        expect_continue: bool,
-    ) -> None:
-        self.method = method  # b"GET"
-        # Origin-form target (path and query).  For an absolute-form target
-        # (GET http://host/p?q) this is b"/p?q" and `authority` is b"host".
-        self.path = path
-        self.authority = authority
-        self.version = version  # b"1.1" or b"1.0"
-        # Every header in order, names lower-cased, values as sent (OWS trimmed).
-        # Hop-by-hop headers are still here; the pipeline drops them.
-        self.headers = headers
-        self.host = host  # the single Host header value, None when absent
-        self.keep_alive = keep_alive  # connection may be reused after this request
-        self.chunked = chunked  # request body uses chunked framing
-        self.content_length = content_length  # -1 when none
-        self.upgrade = upgrade  # Connection: upgrade with an Upgrade header
-        self.expect_continue = expect_continue  # Expect: 100-continue
-
-
-class ResponseHead:
-    __slots__ = ("status", "headers", "keep_alive", "chunked", "content_length", "version")
-
-    def __init__(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,
-        chunked: bool,
-        content_length: int,
-        version: bytes,
-    ) -> None:
-        self.status = status
-        self.headers = headers  # names lower-cased, in order
-        self.keep_alive = keep_alive
-        self.chunked = chunked
-        self.content_length = content_length  # -1 when none (chunked or close-delimited)
-        self.version = version
+__all__ = ["ProtocolError", "RequestHead", "ResponseHead", "select"]
 
 
 class RequestParserAPI(Protocol):
@@ -151,6 +92,9 @@ def select(name: str | None = None) -> tuple[type, type]:
         try:
             if no_ext:
                 raise ImportError("FASTPROXY_NO_EXTENSIONS is set")
+            if (messages.__file__ or "").endswith(".py"):
+                # _http fills the compiled heads' C fields: never pair it with their twins.
+                raise ImportError("fastproxy.codec.messages runs as its pure twin")
             from fastproxy.codec._http import RequestParser, ResponseParser
         except ImportError:
             if os.environ.get("FASTPROXY_REQUIRE_EXTENSIONS") and not no_ext:

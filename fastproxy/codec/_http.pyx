@@ -22,7 +22,8 @@ from libc.string cimport memchr, memcmp
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
-from fastproxy.codec import ProtocolError, RequestHead, ResponseHead
+from fastproxy.codec import ProtocolError
+from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.codec import framing as _fr
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -722,9 +723,20 @@ cdef class RequestParser(_Framer):
             else:
                 keep_alive = v11 or b"keep-alive" in tokens
             upgrade = f.has_upgrade and b"upgrade" in tokens
-        return RequestHead(
-            method, path, authority, version, headers, host, keep_alive, chunked, content_length, upgrade, f.expect
-        )
+        # Filled field by field: no argument tuple for eleven values per request.
+        cdef RequestHead h = RequestHead.__new__(RequestHead)
+        h.method = method
+        h.path = path
+        h.authority = authority
+        h.version = version
+        h.headers = headers
+        h.host = host
+        h.keep_alive = keep_alive
+        h.chunked = chunked
+        h.content_length = content_length
+        h.upgrade = upgrade
+        h.expect_continue = f.expect
+        return h
 
 
 cdef class ResponseParser(_Framer):
@@ -868,4 +880,11 @@ cdef class ResponseParser(_Framer):
                 keep_alive = False
             else:
                 keep_alive = v11 or b"keep-alive" in tokens
-        return ResponseHead(status, headers, keep_alive, chunked, content_length, version)
+        cdef ResponseHead r = ResponseHead.__new__(ResponseHead)
+        r.status = status
+        r.headers = headers
+        r.keep_alive = keep_alive
+        r.chunked = chunked
+        r.content_length = content_length
+        r.version = version
+        return r

@@ -1,5 +1,6 @@
 # Types for compiling exchange.py with Cython (pure-Python mode); exchange.py stays its own pure twin.
 
+from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
 from fastproxy.upstream.connection cimport UpstreamConnection
 
@@ -15,7 +16,7 @@ cdef class Attempt:
     cpdef _after_write(self, UpstreamConnection conn)
     cpdef arm_per_try_timer(self)
     cpdef release(self, bint reusable)
-    cpdef on_response_head(self, head)
+    cpdef on_response_head(self, ResponseHead head)
     cpdef on_response_body(self, data)
     cpdef flush(self)
     cpdef on_response_end(self, UpstreamConnection conn)
@@ -23,7 +24,8 @@ cdef class Attempt:
 
 cdef class Exchange:
     cdef public Downstream ds
-    cdef public object head, loop, state, route, dest, cs, up_prefix, body_buf, tried
+    cdef public RequestHead head
+    cdef public object loop, state, route, dest, cs, up_prefix, body_buf, tried
     cdef public Attempt attempt
     cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
     cdef public object endpoint, hash_key, extra_response
@@ -37,6 +39,6 @@ cdef class Exchange:
     cpdef _build_upstream_head(self, route, dest)
     cpdef on_end(self)
     cpdef _new_attempt(self, bint fresh, host=*)
-    cpdef response_head(self, Attempt attempt, head)
+    cpdef response_head(self, Attempt attempt, ResponseHead head)
     cpdef response_complete(self)
     cpdef finish(self, bint close)

@@ -372,7 +372,7 @@ class Exchange:
         self.dest: table.Destination | None = None
         self.cs: ClusterState = None  # type: ignore[assignment]
         self.up_prefix = b""
-        self.chunked_up = head.chunked
+        self.chunked_up = self.head.chunked
         self.chunked_down = False
         self.body_buf: list[bytes] | None = []
         self.body_size = 0
@@ -386,7 +386,7 @@ class Exchange:
         self.tried: tuple[HostState, ...] = ()
         self.response_started = False
         self.upstream_keep_alive = False
-        self.close_after = not head.keep_alive
+        self.close_after = not self.head.keep_alive
         self.done = False
         self.route_timer: Any = None
         self.backoff_timer: Any = None

@@ -8,13 +8,12 @@ from __future__ import annotations
 import pytest
 from fuzzlib import SCALE, corpus_inputs, inputs, parse
 from hypothesis import HealthCheck, given, settings
+from support import compiled_codec
 
 from fastproxy.codec import fast, reference
 
-try:
-    from fastproxy.codec import _http as compiled
-except ImportError:  # not built: the pure codecs are compared alone
-    compiled = None
+# None when not built or under FASTPROXY_NO_EXTENSIONS: the pure codecs alone.
+compiled = compiled_codec()
 
 FUZZ = settings(
     max_examples=400 * SCALE,

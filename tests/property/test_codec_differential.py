@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import compiled_codec
 
 from fastproxy.codec import ProtocolError, fast, reference
 
-try:
-    from fastproxy.codec import _http as compiled
-except ImportError:  # not built: the pure codecs are compared alone
-    compiled = None
+# None when not built or under FASTPROXY_NO_EXTENSIONS: the pure codecs alone.
+compiled = compiled_codec()
 
 # h11 first: the oracle the httptools codecs (compiled and pure twin) must agree with.
 CODECS = (reference, fast) + ((compiled,) if compiled is not None else ())

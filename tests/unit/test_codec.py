@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from support import compiled_codec
 
 from fastproxy.codec import ProtocolError, fast, reference, select
 
-try:
-    from fastproxy.codec import _http as compiled
-except ImportError:  # not built: the pure twins are tested alone
-    compiled = None
+# None when not built or under FASTPROXY_NO_EXTENSIONS: the pure codecs alone.
+compiled = compiled_codec()
 
 # The compiled httptools codec, its pure twin and the h11 codec: same inputs, same outcomes.
 CODECS = [pytest.param(fast, id="httptools-py"), pytest.param(reference, id="h11")]
