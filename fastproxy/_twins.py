@@ -22,6 +22,7 @@ PURE_MODE = (
     "fastproxy.pipeline.exchange",
     "fastproxy.upstream.connection",
     "fastproxy.upstream.pool",
+    "fastproxy.upstream.balancer",
     "fastproxy.admin.stats",
 )
 

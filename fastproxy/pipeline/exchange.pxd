@@ -1,13 +1,17 @@
 # Types for compiling exchange.py with Cython (pure-Python mode); exchange.py stays its own pure twin.
 
+cimport cython
+
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
+from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport UpstreamConnection
 
 
 cdef class Attempt:
     cdef public Exchange ex
-    cdef public object host, timer, task
+    cdef public HostState host
+    cdef public object timer, task
     cdef public UpstreamConnection conn
     cdef public long number
     cdef public bint reused, got_response, cancelled, fresh
@@ -25,7 +29,9 @@ cdef class Attempt:
 cdef class Exchange:
     cdef public Downstream ds
     cdef public RequestHead head
-    cdef public object loop, state, route, dest, cs, up_prefix, body_buf, tried
+    cdef public ClusterState cs
+    cdef public tuple tried
+    cdef public object loop, state, route, dest, up_prefix, body_buf
     cdef public Attempt attempt
     cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
     cdef public object endpoint, hash_key, extra_response
@@ -35,10 +41,11 @@ cdef class Exchange:
     cdef public double complete_time, start
     cpdef begin(self)
     cpdef _match(self, vh, long match_port)
+    @cython.locals(cs=ClusterState)
     cpdef _route(self)
     cpdef _build_upstream_head(self, route, dest)
     cpdef on_end(self)
-    cpdef _new_attempt(self, bint fresh, host=*)
+    cpdef _new_attempt(self, bint fresh, HostState host=*)
     cpdef response_head(self, Attempt attempt, ResponseHead head)
     cpdef response_complete(self)
     cpdef finish(self, bint close)

@@ -366,8 +366,8 @@ class Exchange:
     def __init__(self, ds: Downstream, head: Any) -> None:
         self.ds = ds
         self.head = head
-        self.loop = ds.loop
-        self.state = ds.state
+        self.loop = self.ds.loop
+        self.state = self.ds.state
         self.route: table.Route | None = None
         self.dest: table.Destination | None = None
         self.cs: ClusterState = None  # type: ignore[assignment]
@@ -396,7 +396,7 @@ class Exchange:
         self.status = 0
         self.flags = ""
         self.bytes_sent = 0
-        self.start = ds.loop.time()
+        self.start = self.loop.time()
         self.stale_retry_used = False
         self.authority = b""
         self.path = b""

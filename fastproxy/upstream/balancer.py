@@ -5,6 +5,9 @@ A ClusterState is built once per config load for every compiled cluster; the
 pools behind its hosts live in the UpstreamManager and survive reloads (their
 generation is bumped instead), so a reload never drops warm connections that
 are still valid.
+
+Compiled with Cython in pure-Python mode (types in balancer.pxd); this file is
+also its own pure twin (fastproxy/_twins.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from fastproxy.upstream.pool import Pool
 
 # Envoy's ring hash default minimum ring size.
 _RING_SIZE = 1024
+# The load-balancing kinds as plain module constants (C longs when compiled).
+_LB_ROUND_ROBIN = table.LB_ROUND_ROBIN
+_LB_RANDOM = table.LB_RANDOM
+_LB_CONSISTENT_HASH = table.LB_CONSISTENT_HASH
 # Envoy's max_ejection_time default; ejections never last longer than this
 # (or than baseEjectionTime, when that is larger).
 _MAX_EJECTION = 300.0
@@ -128,12 +135,12 @@ class ClusterState:
 
     def _pick(self, hosts: list[HostState], n: int) -> HostState:
         lb = self.lb
-        if lb == table.LB_ROUND_ROBIN:
+        if lb == _LB_ROUND_ROBIN:
             i = self.rr
             self.rr = (i + 1) % n
             return hosts[i % n]
         getrandbits = self.rng.getrandbits
-        if lb == table.LB_RANDOM or lb == table.LB_CONSISTENT_HASH:
+        if lb in (_LB_RANDOM, _LB_CONSISTENT_HASH):
             # A consistent-hash cluster without a hash key picks at random.
             return hosts[getrandbits(32) % n]
         # LEAST_REQUEST (Istio's default): the less loaded of two random hosts.
