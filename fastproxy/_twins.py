@@ -18,6 +18,8 @@ from types import ModuleType
 
 PURE_MODE = (
     "fastproxy.codec.messages",
+    "fastproxy.pipeline.headers",
+    "fastproxy.pipeline.replies",
     "fastproxy.pipeline.downstream",
     "fastproxy.pipeline.exchange",
     "fastproxy.upstream.connection",

@@ -20,7 +20,6 @@ from fastproxy.upstream.balancer import ClusterState, UpstreamManager
 
 if TYPE_CHECKING:
     from fastproxy.pipeline.downstream import Downstream
-    from fastproxy.pipeline.exchange import Exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +93,6 @@ class ProxyState:
         self.listeners = listeners
         self.clusters = clusters
         self.counters["config_reloads_ok" if not first else "config_loads"] += 1
-
-    def observe(self, ex: Exchange) -> None:
-        """Count one finished request and log it (called once per request)."""
-        self.record(ex)
-        if self.access_log is not None:
-            self.access_log.log(ex)
 
     # -- periodic work -----------------------------------------------------
     def start(self) -> None:

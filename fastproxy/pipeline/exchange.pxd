@@ -49,3 +49,4 @@ cdef class Exchange:
     cpdef response_head(self, Attempt attempt, ResponseHead head)
     cpdef response_complete(self)
     cpdef finish(self, bint close)
+    cpdef _report(self)

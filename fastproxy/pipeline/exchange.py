@@ -913,7 +913,7 @@ class Exchange:
         if self.counted or self.retry_slot:
             self._release_slots()
         self._cancel_timers()
-        self.state.observe(self)
+        self._report()
 
     def _retriable_header_names(self) -> frozenset[bytes]:
         # Only the mesh listener honours it: gateways strip x-envoy-* from clients.
@@ -1067,8 +1067,16 @@ class Exchange:
         if self.waiting_bind:
             self.waiting_bind = False
             self.ds.resume(4)
-        self.state.observe(self)
+        self._report()
         self.ds.exchange_done(self, close or self.close_after or not self.request_complete)
+
+    def _report(self) -> None:
+        """Count the finished request in the metrics and log it (once per request)."""
+        state = self.state
+        state.record(self)
+        log = state.access_log
+        if log is not None:
+            log.log(self)
 
     def abort_downstream(self) -> None:
         """The client went away: drop the upstream side without draining it."""
@@ -1085,4 +1093,4 @@ class Exchange:
             attempt.release(False)
         if not self.response_started:
             self.status = 0
-        self.state.observe(self)
+        self._report()

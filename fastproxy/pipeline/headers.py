@@ -2,7 +2,8 @@
 operations, and the heads we write, as pure functions over header lists.
 
 Header lists are lists of (lower-case name, value) byte pairs, as the codec
-produces them.
+produces them.  Compiled with Cython in pure-Python mode (headers.pxd); this
+file is also its own pure twin.
 """
 
 from __future__ import annotations

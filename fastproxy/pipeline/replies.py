@@ -3,7 +3,8 @@
 Envoy's local replies carry `content-length`, `content-type: text/plain` only
 when there is a body, then `date` and `server` (traffic-semantics 14.3).
 Status lines use Envoy's standard reason phrases; an unknown code prints
-`Unknown`.
+`Unknown`.  Compiled with Cython in pure-Python mode (replies.pxd); this file
+is also its own pure twin.
 """
 
 from __future__ import annotations
