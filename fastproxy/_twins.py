@@ -26,6 +26,7 @@ PURE_MODE = (
     "fastproxy.upstream.pool",
     "fastproxy.upstream.balancer",
     "fastproxy.admin.stats",
+    "fastproxy.server",
 )
 
 

@@ -4,6 +4,9 @@ the cluster states and pools, the open client connections and counters.
 A reload builds everything new off to the side and swaps it in with plain
 attribute assignments, so each request sees one whole config: an Exchange
 keeps the records it looked up, so requests in flight finish on the old one.
+
+Compiled with Cython in pure-Python mode (server.pxd types ProxyState, which
+the pipeline reads on every request); this file is also its own pure twin.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 # Types for compiling downstream.py with Cython (pure-Python mode); downstream.py stays its own pure twin.
 
+from fastproxy.server cimport ProxyState
+
+
 cdef class Downstream:
-    cdef public object state, loop, listener_name, server, server_line, transport, parser, client_ip
+    cdef public ProxyState state
+    cdef public object loop, listener_name, server, server_line, transport, parser, client_ip
     cdef public object current, rx, queue, pending_error, tunnel, listener_key_str, deferred, vhost_cache
     cdef public bint mesh, write_paused, closed, advancing, feeding, eof
     cdef public long paused, phase

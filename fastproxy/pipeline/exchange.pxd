@@ -4,6 +4,7 @@ cimport cython
 
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
+from fastproxy.server cimport ProxyState
 from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport UpstreamConnection
 
@@ -31,7 +32,8 @@ cdef class Exchange:
     cdef public RequestHead head
     cdef public ClusterState cs
     cdef public tuple tried
-    cdef public object loop, state, route, dest, up_prefix, body_buf
+    cdef public ProxyState state
+    cdef public object loop, route, dest, up_prefix, body_buf
     cdef public Attempt attempt
     cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
     cdef public object endpoint, hash_key, extra_response
