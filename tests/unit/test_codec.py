@@ -638,6 +638,9 @@ def test_response_header_count_limit(codec) -> None:
 def test_select(monkeypatch: pytest.MonkeyPatch) -> None:
     hot = compiled or fast
     monkeypatch.delenv("FASTPROXY_NO_EXTENSIONS", raising=False)
+    if compiled is None:
+        # The twin heads are loaded: falling back is the only answer, which REQUIRE forbids.
+        monkeypatch.delenv("FASTPROXY_REQUIRE_EXTENSIONS", raising=False)
     assert select("httptools") == (hot.RequestParser, hot.ResponseParser)
     assert select() == (hot.RequestParser, hot.ResponseParser)
     monkeypatch.setenv("FASTPROXY_NO_EXTENSIONS", "1")
@@ -646,3 +649,14 @@ def test_select(monkeypatch: pytest.MonkeyPatch) -> None:
     assert select("h11") == (reference.RequestParser, reference.ResponseParser)
     with pytest.raises(ValueError):
         select("nope")
+
+
+@pytest.mark.skipif(compiled is not None, reason="the heads' pure twin is not loaded in this process")
+def test_select_never_pairs_the_compiled_codec_with_twin_heads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The compiled codec writes the compiled heads' C fields; with the twins loaded it must not be chosen.
+    monkeypatch.delenv("FASTPROXY_NO_EXTENSIONS", raising=False)
+    monkeypatch.setenv("FASTPROXY_REQUIRE_EXTENSIONS", "1")
+    with pytest.raises(ImportError, match="pure twin"):
+        select("httptools")
+    monkeypatch.delenv("FASTPROXY_REQUIRE_EXTENSIONS")
+    assert select("httptools") == (fast.RequestParser, fast.ResponseParser)
