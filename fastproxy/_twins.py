@@ -46,13 +46,14 @@ class SourceTwins:
         return None
 
 
+def is_compiled(module: ModuleType) -> bool:
+    """Whether `module` was loaded from an extension, not from its .py twin."""
+    return not (module.__file__ or "").endswith(".py")
+
+
 def compiled_modules() -> dict[str, bool]:
     """For each PURE_MODE module: whether the loaded one is the compiled one (imports them)."""
-    out = {}
-    for name in PURE_MODE:
-        module = sys.modules.get(name) or importlib.import_module(name)
-        out[name] = not (module.__file__ or "").endswith(".py")
-    return out
+    return {name: is_compiled(sys.modules.get(name) or importlib.import_module(name)) for name in PURE_MODE}
 
 
 def uncompiled() -> list[str]:

@@ -359,6 +359,9 @@ async def _single(opts: RunOptions, config: table.Config) -> int:
     return 0
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     listeners.close()
@@ -366,8 +369,8 @@ async def _drain(state: ProxyState, listeners: ListenerSet, timeout: float) -> N
     deadline = loop.time() + timeout
     # A second SIGTERM/SIGINT (Ctrl-C twice) ends the wait: the operator has said "now".
     now = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, now.set)
-    loop.add_signal_handler(signal.SIGINT, now.set)
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, now.set)
     # Finishing requests close their connections themselves (state.draining).
     while state.connections and loop.time() < deadline and not now.is_set():
         await asyncio.sleep(0.02)
@@ -390,9 +393,6 @@ def _ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
     for sig in _STOP_SIGNALS:
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _signals_to_the_loop_thread(loop: asyncio.AbstractEventLoop) -> None:

@@ -23,12 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def compiled_codec() -> Any:
-    """fastproxy.codec._http, or None when it is not built or FASTPROXY_NO_EXTENSIONS is set.
+    """fastproxy.codec._http, or None when it is not built or the heads run as their twin.
 
-    The compiled codec builds the compiled heads (codec/messages), and that
-    mode loads their pure twins instead, so the two cannot meet in one process.
+    The compiled codec fills the compiled heads (codec/messages); under
+    FASTPROXY_NO_EXTENSIONS the heads' pure twin is loaded instead, and the
+    two cannot meet in one process (codec.select() applies the same rule).
     """
-    if os.environ.get("FASTPROXY_NO_EXTENSIONS"):
+    from fastproxy._twins import is_compiled
+    from fastproxy.codec import messages
+
+    if not is_compiled(messages):
         return None
     try:
         from fastproxy.codec import _http

@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+from fastproxy._twins import is_compiled
+
 # The parsed heads (compiled with Cython in pure-Python mode; see messages.py).
 from fastproxy.codec import messages
 from fastproxy.codec.messages import RequestHead, ResponseHead
@@ -92,7 +94,7 @@ def select(name: str | None = None) -> tuple[type, type]:
         try:
             if no_ext:
                 raise ImportError("FASTPROXY_NO_EXTENSIONS is set")
-            if (messages.__file__ or "").endswith(".py"):
+            if not is_compiled(messages):
                 # _http fills the compiled heads' C fields: never pair it with their twins.
                 raise ImportError("fastproxy.codec.messages runs as its pure twin")
             from fastproxy.codec._http import RequestParser, ResponseParser

@@ -366,6 +366,7 @@ class Exchange:
     def __init__(self, ds: Downstream, head: Any) -> None:
         self.ds = ds
         self.head = head
+        # Read through the typed attributes: compiled, the parameters are plain objects.
         self.loop = self.ds.loop
         self.state = self.ds.state
         self.route: table.Route | None = None

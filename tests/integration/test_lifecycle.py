@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from support import Proxy, Response, Upstream, free_port, read_response, request, service_entry, wait_until
@@ -110,6 +111,34 @@ def test_stop_signals_repeated_while_exiting_still_exit_0(upstream, tmp_path, wo
     assert proxy.stop() == 0
 
 
+def test_drain_timeout_bounds_the_wait_for_requests_in_flight(upstream, tmp_path):
+    # CONTRACT: in-flight requests get up to --drain-timeout, then the proxy exits 0 anyway.
+    se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
+    proxy = Proxy(tmp_path, se, "--drain-timeout", "1").start()
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(proxy.port, "/delay/20", host="app")
+        except OSError as exc:
+            result["r"] = exc
+
+    # The upstream is shared by this module's tests: wait for this test's own request.
+    before = sum(1 for r in upstream.requests if r["path"] == "/delay/20")
+    t = threading.Thread(target=slow, daemon=True)
+    t.start()
+    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/20") > before)
+    started = time.monotonic()
+    proxy.signal(signal.SIGTERM)
+    assert proxy.proc is not None
+    assert proxy.proc.wait(10) == 0
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 5, elapsed
+    t.join(5)
+    # The request still running at the deadline was cut, not answered.
+    assert not isinstance(result.get("r"), Response)
+
+
 def test_second_stop_signal_ends_the_drain_now(upstream, tmp_path):
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     proxy = Proxy(tmp_path, se, "--drain-timeout", "30").start()
@@ -121,9 +150,11 @@ def test_second_stop_signal_ends_the_drain_now(upstream, tmp_path):
         except OSError as exc:
             result["r"] = exc
 
+    # The upstream is shared by this module's tests: wait for this test's own request.
+    before = sum(1 for r in upstream.requests if r["path"] == "/delay/20")
     t = threading.Thread(target=slow, daemon=True)
     t.start()
-    wait_until(lambda: any(r["path"] == "/delay/20" for r in upstream.requests))
+    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/20") > before)
     proxy.signal(signal.SIGTERM)
     # The first signal drains: the request in flight keeps the process alive.
     with pytest.raises(subprocess.TimeoutExpired):
