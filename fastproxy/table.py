@@ -185,12 +185,16 @@ class Destination:
     request_ops: tuple[HeaderOps, ...] = ()
     response_ops: tuple[HeaderOps, ...] = ()
     authority: bytes | None = None  # Host sent upstream, when rewritten
-    # Derived: the response ops only add headers, so they can follow the
-    # upstream's headers rendered as one block (pipeline/exchange.py).
-    response_adds_only: bool = field(init=False, default=True)
+    # Derived: every name the response ops remove or set.  Whatever the ops'
+    # order, their effect on the upstream's own headers is only "drop these
+    # names"; the rest (sets, adds) is appended after them.  So the upstream's
+    # headers still go to the client as one block, minus these names
+    # (pipeline/exchange.py, pipeline/heads.py).
+    response_drop: frozenset[bytes] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "response_adds_only", not any(op.remove or op.set for op in self.response_ops))
+        drop = frozenset(name for op in self.response_ops for name in (*op.remove, *(n for n, _ in op.set)))
+        object.__setattr__(self, "response_drop", drop)
 
 
 @dataclass(frozen=True, slots=True)

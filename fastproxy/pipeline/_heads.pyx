@@ -122,7 +122,7 @@ def request_kept(list headers, bint gateway):
     return [<object>PyList_GET_ITEM(headers, i) for i in range(count) if k[i]], flags, xff, conn, upgrade
 
 
-def response_block(list headers):
+def response_block(list headers, frozenset drop):
     cdef Py_ssize_t i, count = PyList_GET_SIZE(headers)
     cdef unsigned char stack_keep[128]
     cdef bytearray heap_keep = None
@@ -141,7 +141,7 @@ def response_block(list headers):
             continue
         if PyBytes_GET_SIZE(name) == 4 and memcmp(PyBytes_AS_STRING(name), b"date", 4) == 0:
             has_date = True
-        keep[i] = 1
+        keep[i] = not (drop and name in drop)
     return _render(headers, keep, count), has_date
 
 

@@ -85,7 +85,7 @@ def request_block(
     return b"".join(b"%b: %b\r\n" % h for h in kept), flags, xff, conn, upgrade
 
 
-def response_block(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+def response_block(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> tuple[bytes, bool]:
     block = []
     has_date = False
     for h in headers:
@@ -94,6 +94,8 @@ def response_block(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
             continue
         if name == b"date":
             has_date = True
+        if name in drop:
+            continue
         block += (name, b": ", h[1], b"\r\n")
     return b"".join(block), has_date
 

@@ -835,22 +835,22 @@ class Exchange:
         if self.request_complete:
             self.service_time = int((self.loop.time() - self.complete_time) * 1000)
         headers: list[tuple[bytes, bytes]] | None = []
-        if upgrade or (ops and not dest.response_adds_only):
-            # Header operations other than plain adds, and the connection /
-            # upgrade pair a 101 keeps, work on the header list.
+        if upgrade:
+            # The connection / upgrade pair a 101 keeps: the header list.
             has_date = False
             for h in head.headers:
                 name = h[0]
                 if name in RESPONSE_SKIP:
-                    if upgrade and (name == b"connection" or name == b"upgrade"):
+                    if name == b"connection" or name == b"upgrade":
                         headers.append(h)  # type: ignore[union-attr]
                     continue
                 if name == b"date":
                     has_date = True
                 headers.append(h)  # type: ignore[union-attr]
         else:
-            # Common case: the upstream's headers go to the client as one block.
-            block, has_date = response_block(head.headers)
+            # The upstream's headers go to the client as one block, minus the
+            # names the ops remove or set; the ops then run on what follows it.
+            block, has_date = response_block(head.headers, dest.response_drop)
             out.append(block)
             if not ops and self.extra_response is None:
                 if self.request_complete:

@@ -13,9 +13,10 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
     request_kept(headers, gateway) -> (kept, flags, xff, connection, upgrade)
         the same, with the kept headers as a list of (name, value) pairs, for
         header operations that work on the list.
-    response_block(headers) -> (block, has_date)
+    response_block(headers, drop) -> (block, has_date)
         the upstream response headers the client gets as they are (hop-by-hop,
-        content-length and server left out), and whether a Date was among them.
+        content-length, server and the names in the frozenset `drop` left out),
+        and whether the upstream sent a Date (dropped or not).
     request_id(bits) -> bytes
         a version-4 UUID from 128 random bits.
 """
