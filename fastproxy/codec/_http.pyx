@@ -125,6 +125,44 @@ cdef inline bytes _lower(const char* s, Py_ssize_t n):
     return out
 
 
+# Header names common enough to share one bytes object each: a name found here
+# costs no allocation, and its hash is computed once per process, not once per
+# dict or set lookup on every request.
+cdef tuple _COMMON_NAMES = (
+    b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"accept-charset",
+    b"accept-ranges", b"cookie", b"set-cookie", b"connection", b"keep-alive", b"content-length",
+    b"content-type", b"content-encoding", b"content-language", b"content-range", b"cache-control", b"date",
+    b"server", b"authorization", b"referer", b"origin", b"pragma", b"upgrade", b"expect", b"te",
+    b"transfer-encoding", b"last-modified", b"etag", b"expires", b"vary", b"location", b"range", b"age",
+    b"if-none-match", b"if-modified-since", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+    b"x-request-id", b"x-real-ip", b"traceparent", b"tracestate", b"x-b3-traceid", b"x-b3-spanid",
+    b"x-b3-parentspanid", b"x-b3-sampled", b"x-b3-flags", b"b3", b"x-envoy-upstream-service-time",
+    b"x-envoy-attempt-count", b"x-envoy-original-path", b"access-control-allow-origin",
+    b"strict-transport-security", b"x-content-type-options", b"x-frame-options", b"via", b"forwarded",
+    b"dnt", b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-dest", b"upgrade-insecure-requests",
+)
+# _BY_LENGTH[n]: the common names n bytes long.
+cdef tuple _BY_LENGTH = tuple(tuple(nm for nm in _COMMON_NAMES if len(nm) == n) for n in range(33))
+
+
+cdef inline bytes _name(const char* s, Py_ssize_t n):
+    """The lower-cased header name: a shared object when it is a common one."""
+    cdef bytes cand
+    cdef const char* c
+    cdef Py_ssize_t i
+    cdef char x
+    if n < 33:
+        for cand in <tuple>_BY_LENGTH[n]:
+            c = PyBytes_AS_STRING(cand)
+            for i in range(n):
+                x = s[i]
+                if (x + 32 if 65 <= x <= 90 else x) != c[i]:
+                    break
+            else:
+                return cand
+    return _lower(s, n)
+
+
 cdef inline bint _is_digits(bytes value):
     # bytes.isdigit(): non-empty and ASCII digits only
     cdef const char* p = PyBytes_AS_STRING(value)
@@ -564,7 +602,7 @@ cdef list _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint re
         e = stop if q == NULL else q - p
         q = <const char*>memchr(p + pos, 58, e - pos)
         colon = e if q == NULL else q - p
-        name = _lower(p + pos, colon - pos)
+        name = _name(p + pos, colon - pos)
         vs = colon + 1
         ve = e
         while vs < ve and (p[vs] == 32 or p[vs] == 9):
@@ -685,7 +723,9 @@ cdef class RequestParser(_Framer):
         # from here on: framing.build_request_head, the same rules in the same order
         if len(headers) > self._max_headers:
             raise ProtocolError(431, _fr.TOO_LARGE)
-        if target[0] == 47 and b"#" not in target:
+        # memchr, not `in`: bytes.__contains__ first tries its argument as an
+        # int and formats (then clears) a TypeError on every call.
+        if target[0] == 47 and memchr(PyBytes_AS_STRING(target), 35, PyBytes_GET_SIZE(target)) == NULL:
             path = target
             authority = None
         else:

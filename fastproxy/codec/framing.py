@@ -251,7 +251,7 @@ def build_request_head(
     """
     if len(headers) > max_headers:
         raise ProtocolError(431, TOO_LARGE)
-    if target[0] == 47 and b"#" not in target:  # origin-form, the common case
+    if target[0] == 47 and target.find(b"#") < 0:  # origin-form, the common case (find: see _http.pyx)
         path = target
         authority = None
     else:

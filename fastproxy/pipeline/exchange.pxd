@@ -42,6 +42,7 @@ cdef class Exchange:
     cdef public long long body_size, tries, retries_left, status, bytes_sent, service_time
     cdef public double complete_time, start
     cpdef begin(self)
+    @cython.locals(path=bytes)
     cpdef _match(self, vh, long match_port)
     @cython.locals(cs=ClusterState)
     cpdef _route(self)

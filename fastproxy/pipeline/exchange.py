@@ -454,7 +454,8 @@ class Exchange:
         head = self.head
         authority = self.authority
         path = head.path
-        if b"/." in path:
+        # find, not `in`: bytes.__contains__ formats and clears a TypeError per call.
+        if path.find(b"/.") >= 0:
             path = normalize_path(path)
         self.path = path
         idx = vh.matcher.match(head.method, path, authority, b"http", head.headers, match_port)

@@ -104,6 +104,8 @@ VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"h
 NAMES = [
     b"Host", b"host", b"Content-Length", b"Transfer-Encoding", b"Connection", b"Upgrade", b"Expect",
     b"X-A", b"x_b", b"X A", b"X(", b"", b" X", b"X ", b"\tY", b"X\x01",
+    # the compiled codec shares one object per common name: near misses must not match
+    b"User-Agent", b"ACCEPT", b"x-b3-SAMPLED", b"Accept-Encodinx", b"cookies", b"Set-Cookie", b"hosT", b"Te",
 ]  # fmt: skip
 VALUES = [
     b"a", b"", b"0", b"3", b"03", b"3, 3", b"-1", b"+3", b"99999999999999999999", b"chunked", b"CHUNKED",
