@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 PURE_MODE = (
+    "fastproxy.table",
     "fastproxy.codec.messages",
     "fastproxy.pipeline.headers",
     "fastproxy.pipeline.replies",

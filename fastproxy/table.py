@@ -1,5 +1,9 @@
 """Flat, read-only records that config/compile.py builds once per load.
 
+Compiled with Cython in pure-Python mode (table.pxd): each record is an
+extension type whose fields the pipeline reads as struct members; this file is
+also the pure twin.  Records are frozen dataclasses in both forms.
+
 This module is the contract between the stages: the compiler writes these
 records, the matcher, the request pipeline, the upstream pool and the admin
 endpoints only read them.  Nothing here is re-derived per request: names are
@@ -11,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import cython
 
 # StringMatch kinds (shared with _match.pyx / _match_py.py).
 EXACT = 1
@@ -83,7 +89,7 @@ DEFAULT_RETRY_ON = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StringMatch:
     kind: int
     # EXACT / PREFIX text.  For a URI match with ignoreUriCase it is lower-cased.
@@ -92,7 +98,7 @@ class StringMatch:
     regex: re.Pattern[bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MatchSpec:
     """One HTTPMatchRequest block: every present condition must hold (AND)."""
 
@@ -107,7 +113,9 @@ class MatchSpec:
     port: int = 0  # 0 = any
 
 
-@dataclass(frozen=True, slots=True)
+# repr=False: Cython's generated __repr__ calls set(), which the field named
+# `set` shadows in the class body; this one says the same.
+@dataclass(frozen=True, repr=False)
 class HeaderOps:
     """One Envoy header parser: all removes, then set, then add (in order)."""
 
@@ -115,8 +123,11 @@ class HeaderOps:
     set: tuple[tuple[bytes, bytes], ...] = ()  # (lower-case name, value)
     add: tuple[tuple[bytes, bytes], ...] = ()
 
+    def __repr__(self) -> str:
+        return f"HeaderOps(remove={self.remove!r}, set={self.set!r}, add={self.add!r})"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class Endpoint:
     address: str  # IP literal or DNS name
     port: int
@@ -129,7 +140,7 @@ class Endpoint:
     namespace: str = "default"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConnectionPoolPolicy:
     max_connections: int = 2**32 - 1
     connect_timeout: float = 10.0
@@ -140,7 +151,7 @@ class ConnectionPoolPolicy:
     idle_timeout: float = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OutlierPolicy:
     consecutive_5xx: int = 5
     consecutive_gateway: int = 0  # 0 = disabled
@@ -150,7 +161,7 @@ class OutlierPolicy:
     min_health_percent: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class HashPolicy:
     header: bytes | None = None  # lower-case header name
     cookie: str | None = None
@@ -160,7 +171,7 @@ class HashPolicy:
     query_param: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Cluster:
     """Envoy cluster outbound|PORT|SUBSET|HOST, with its endpoints and policy."""
 
@@ -176,7 +187,7 @@ class Cluster:
     hash: HashPolicy | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Destination:
     cluster_name: str
     cluster: Cluster | None  # None: the cluster does not exist -> 503 NC
@@ -194,10 +205,13 @@ class Destination:
 
     def __post_init__(self) -> None:
         drop = frozenset(name for op in self.response_ops for name in (*op.remove, *(n for n, _ in op.set)))
-        object.__setattr__(self, "response_drop", drop)
+        if cython.compiled:
+            self.response_drop = drop  # a readonly attribute, writable from the class's own C code
+        else:
+            object.__setattr__(self, "response_drop", drop)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rewrite:
     kind: int
     strip: int = 0  # REWRITE_PREFIX: number of leading path bytes replaced
@@ -205,7 +219,7 @@ class Rewrite:
     regex: re.Pattern[bytes] | None = None  # REWRITE_REGEX
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Redirect:
     status: int  # 301 by default
     scheme: bytes | None  # None: keep the request's scheme
@@ -216,13 +230,13 @@ class Redirect:
     prefix_rewrite: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DirectResponse:
     status: int
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int  # number of retries (tries = attempts + 1); 0 = none
     retry_on: int  # RETRY_* bits
@@ -237,7 +251,7 @@ DEFAULT_RETRY = RetryPolicy(attempts=2, retry_on=DEFAULT_RETRY_ON)
 NO_RETRY = RetryPolicy(attempts=0, retry_on=0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Fault:
     delay: float | None = None  # seconds
     delay_ppm: int = 0  # parts per million of requests delayed
@@ -246,13 +260,13 @@ class Fault:
     abort_ppm: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Mirror:
     destination: Destination
     ppm: int = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CorsPolicy:
     allow_origins: tuple[StringMatch, ...] = ()
     allow_methods: bytes | None = None
@@ -263,7 +277,7 @@ class CorsPolicy:
     forward_unmatched_preflights: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Route:
     name: str  # Envoy route name: http[].name (+ "." + match name), "default" when generated
     virtual_service: str  # "name.namespace", "" for Istio's generated default route
@@ -285,13 +299,13 @@ class Route:
     path_description: str = "/*"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RouteEntry:
     match: MatchSpec
     route: Route
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VirtualHost:
     name: str  # "<host>:<port>"
     domains: tuple[str, ...]
@@ -301,7 +315,7 @@ class VirtualHost:
     matcher: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Listener:
     name: str  # "mesh", or "NAMESPACE/GATEWAY:PORT"
     kind: int
@@ -333,7 +347,7 @@ class Listener:
         return self.catch_all.get(port)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GatewayServer:
     listener: Listener
     port: int
@@ -341,7 +355,7 @@ class GatewayServer:
     https_redirect: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Config:
     """Everything one load produced: swapped atomically on reload."""
 

@@ -5,6 +5,9 @@ cimport cython
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
 from fastproxy.server cimport ProxyState
+from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, RetryPolicy, VirtualHost
+
+cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
 from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport UpstreamConnection
 
@@ -33,22 +36,26 @@ cdef class Exchange:
     cdef public ClusterState cs
     cdef public tuple tried
     cdef public ProxyState state
-    cdef public object loop, route, dest, up_prefix, body_buf
+    cdef public Route route
+    cdef public Destination dest
+    cdef public Endpoint endpoint
+    cdef public object loop, up_prefix, body_buf
     cdef public Attempt attempt
     cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
-    cdef public object endpoint, hash_key, extra_response
+    cdef public object hash_key, extra_response
     cdef public bint chunked_up, chunked_down, request_complete, routing, retried, response_started
     cdef public bint upstream_keep_alive, close_after, done, waiting_bind, stale_retry_used, counted, retry_slot
     cdef public long long body_size, tries, retries_left, status, bytes_sent, service_time
     cdef public double complete_time, start
     cpdef begin(self)
-    @cython.locals(path=bytes)
-    cpdef _match(self, vh, long match_port)
-    @cython.locals(cs=ClusterState)
+    @cython.locals(path=bytes, entry=RouteEntry, route=Route, fault=Fault)
+    cpdef _match(self, VirtualHost vh, long match_port)
+    @cython.locals(cs=ClusterState, route=Route, fault=Fault, dest=Destination)
     cpdef _route(self)
-    cpdef _build_upstream_head(self, route, dest)
+    cpdef _build_upstream_head(self, Route route, Destination dest)
     cpdef on_end(self)
     cpdef _new_attempt(self, bint fresh, HostState host=*)
+    @cython.locals(route=Route, policy=RetryPolicy, dest=Destination)
     cpdef response_head(self, Attempt attempt, ResponseHead head)
     cpdef response_complete(self)
     cpdef finish(self, bint close)

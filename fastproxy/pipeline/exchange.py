@@ -55,6 +55,8 @@ _GRPC_CODES = {
         )
     )
 }  # fmt: skip
+_ACTION_ROUTE = table.ACTION_ROUTE  # module constants the compiled build types (exchange.pxd)
+_RETRY_RETRIABLE_HEADERS = table.RETRY_RETRIABLE_HEADERS
 _CHUNK_END = b"0\r\n\r\n"
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
 
@@ -462,7 +464,8 @@ class Exchange:
         if idx < 0:
             self.local(404, flags="NR")
             return
-        route = vh.entries[idx].route
+        entry = vh.entries[idx]
+        route = entry.route
         self.route = route
         fault = route.fault
         if fault is not None and fault.delay_ppm and self.state.fault_rng.randrange(1_000_000) < fault.delay_ppm:
@@ -489,7 +492,7 @@ class Exchange:
         if route.cors is not None and self._cors(route.cors):
             return
         action = route.action
-        if action != table.ACTION_ROUTE:
+        if action != _ACTION_ROUTE:
             self._local_action(route)
             return
         dests = route.destinations
@@ -809,7 +812,7 @@ class Exchange:
         policy = route.retry
         # Below 400 only an explicitly listed status code can be retriable
         # (gRPC status conditions do not occur on HTTP/1.1).
-        if policy.retry_on & table.RETRY_RETRIABLE_HEADERS:
+        if policy.retry_on & _RETRY_RETRIABLE_HEADERS:
             retriable = self._retriable_header_names()
             retry = bool(retriable) or status >= 400 or status in policy.retriable_codes
         else:

@@ -2,20 +2,25 @@
 
 cimport cython
 
+from fastproxy.table cimport Cluster, ConnectionPoolPolicy, Endpoint, OutlierPolicy
 from fastproxy.upstream.pool cimport Pool
 
 cdef long _LB_ROUND_ROBIN, _LB_RANDOM, _LB_CONSISTENT_HASH
 
 
 cdef class HostState:
-    cdef public object endpoint, label
+    cdef public Endpoint endpoint
+    cdef public object label
     cdef public Pool pool
     cdef public long active, errors_5xx, errors_gateway, ejections
     cdef public double ejected_until
 
 
 cdef class ClusterState:
-    cdef public object cluster, rng, loop, limits, outlier, pending, timer, counters
+    cdef public Cluster cluster
+    cdef public ConnectionPoolPolicy limits
+    cdef public OutlierPolicy outlier
+    cdef public object rng, loop, pending, timer, counters
     cdef public list hosts, healthy, ring, ring_hosts
     cdef public long lb, rr, active, connections, retries
 
