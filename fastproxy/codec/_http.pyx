@@ -18,6 +18,7 @@ so rare inputs cannot drift from the twin.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from libc.string cimport memchr, memcmp
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
@@ -141,26 +142,45 @@ cdef tuple _COMMON_NAMES = (
     b"strict-transport-security", b"x-content-type-options", b"x-frame-options", b"via", b"forwarded",
     b"dnt", b"sec-fetch-mode", b"sec-fetch-site", b"sec-fetch-dest", b"upgrade-insecure-requests",
 )
-# _BY_LENGTH[n]: the common names n bytes long.
-cdef tuple _BY_LENGTH = tuple(tuple(nm for nm in _COMMON_NAMES if len(nm) == n) for n in range(33))
+# A table over the common names, keyed by length and four of their bytes: one
+# probe and one memcmp per header.
+cdef PyObject* _NAME_SLOT[512]
+
+
+cdef inline unsigned int _slot(const char* low, Py_ssize_t n):
+    # Multipliers picked so that no two of _COMMON_NAMES share a slot (a unit test checks).
+    return (<unsigned int>n * 8u + <unsigned char>low[0] * 10u + <unsigned char>low[n - 1] * 3u
+            + <unsigned char>low[n >> 1] + <unsigned char>low[n - 2 if n > 1 else 0] * 5u) & 511u
+
+
+cdef void _fill_names():
+    cdef bytes nm
+    cdef unsigned int k
+    for nm in _COMMON_NAMES:
+        k = _slot(PyBytes_AS_STRING(nm), PyBytes_GET_SIZE(nm))
+        if _NAME_SLOT[k] == NULL:  # a name whose slot is taken is simply not shared
+            _NAME_SLOT[k] = <PyObject*>nm  # _COMMON_NAMES keeps it alive
+
+
+_fill_names()
+COMMON_NAMES = _COMMON_NAMES  # for tests
 
 
 cdef inline bytes _name(const char* s, Py_ssize_t n):
     """The lower-cased header name: a shared object when it is a common one."""
-    cdef bytes cand
-    cdef const char* c
+    cdef char low[32]
+    cdef PyObject* cand
     cdef Py_ssize_t i
     cdef char x
-    if n < 33:
-        for cand in <tuple>_BY_LENGTH[n]:
-            c = PyBytes_AS_STRING(cand)
-            for i in range(n):
-                x = s[i]
-                if (x + 32 if 65 <= x <= 90 else x) != c[i]:
-                    break
-            else:
-                return cand
-    return _lower(s, n)
+    if n > 32 or n == 0:
+        return _lower(s, n)
+    for i in range(n):
+        x = s[i]
+        low[i] = x + 32 if 65 <= x <= 90 else x
+    cand = _NAME_SLOT[_slot(low, n)]
+    if cand != NULL and PyBytes_GET_SIZE(<object>cand) == n and memcmp(PyBytes_AS_STRING(<object>cand), low, n) == 0:
+        return <bytes>cand
+    return PyBytes_FromStringAndSize(low, n)
 
 
 cdef inline bint _is_digits(bytes value):

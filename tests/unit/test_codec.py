@@ -660,3 +660,25 @@ def test_select_never_pairs_the_compiled_codec_with_twin_heads(monkeypatch: pyte
         select("httptools")
     monkeypatch.delenv("FASTPROXY_REQUIRE_EXTENSIONS")
     assert select("httptools") == (fast.RequestParser, fast.ResponseParser)
+
+
+@pytest.mark.skipif(compiled is None, reason="the compiled codec is not loaded in this process")
+def test_common_header_names_come_back_as_one_shared_object_each() -> None:
+    # Every name in the compiled codec's table is returned shared, whatever its case;
+    # a near miss gets its own object with the right bytes.
+    framing = (b"host", b"content-length", b"transfer-encoding")  # sent once, or not at all
+    names = [n for n in compiled.COMMON_NAMES if n not in framing] + [b"x-near-miss", b"hosts", b"referrer"]
+    lines = b"".join(n.upper() + b": v\r\n" for n in names)
+    request = b"GET / HTTP/1.1\r\nHost: h\r\n" + lines + b"\r\n"
+    heads = []
+    for _ in range(2):
+        sink = Sink()
+        parser = compiled.RequestParser(sink, max_headers=200)
+        parser.feed(request)
+        heads.append(sink.events[0][1].headers)
+    first, second = heads
+    assert [n for n, _ in first] == [b"host", *names]
+    shared = {n for n, _ in first if n in compiled.COMMON_NAMES}
+    assert shared == set(compiled.COMMON_NAMES) - {b"content-length", b"transfer-encoding"}
+    for (a, _), (b, _) in zip(first, second, strict=True):
+        assert (a is b) == (a in compiled.COMMON_NAMES), a
