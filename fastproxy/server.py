@@ -15,6 +15,7 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass
+from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import TYPE_CHECKING, Any
 
 from fastproxy import codec, table
@@ -103,7 +104,7 @@ class ProxyState:
         interval = max(0.05, min(1.0, self.head_timeout / 4, self.idle_timeout / 4))
 
         def sweep() -> None:
-            now = self.loop.time()
+            now = _now()
             for conn in list(self.connections):
                 conn.check_deadline(now)
             self._sweeper = self.loop.call_later(interval, sweep)

@@ -98,7 +98,7 @@ def format_line(ex: Exchange, wall_offset: float, now: float) -> str:
 class AccessLog:
     def __init__(self, target: str, loop: Any) -> None:
         self.loop = loop
-        self.wall_offset = time.time() - loop.time()
+        self.wall_offset = time.time() - time.monotonic()
         if target == "-":
             self.fd = sys.stdout.fileno()
             self.own_fd = False
@@ -112,7 +112,7 @@ class AccessLog:
         self.thread.start()
 
     def log(self, ex: Exchange) -> None:
-        self.pending.append(format_line(ex, self.wall_offset, self.loop.time()))
+        self.pending.append(format_line(ex, self.wall_offset, time.monotonic()))
 
     def _drain(self) -> None:
         pending = self.pending

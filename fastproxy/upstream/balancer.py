@@ -17,6 +17,7 @@ import random
 import zlib
 from bisect import bisect_left
 from collections import deque
+from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import Any
 
 from fastproxy import table
@@ -286,7 +287,7 @@ class UpstreamManager:
 
     def start_sweeper(self, interval: float = 1.0) -> None:
         def sweep() -> None:
-            now = self.loop.time()
+            now = _now()
             for pool in self.pools.values():
                 pool.sweep(now)
             self._sweeper = self.loop.call_later(interval, sweep)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import Any
 
 from fastproxy.upstream.connection import UpstreamConnection
@@ -82,7 +83,7 @@ class Pool:
         if not reusable or conn.closed or conn.generation != self.generation or self.closed:
             conn.abort()
             return
-        conn.idle_since = self.loop.time()
+        conn.idle_since = _now()
         self.idle.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:
