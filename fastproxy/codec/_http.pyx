@@ -295,6 +295,8 @@ cdef class _Framer:
     cdef int _framing_status
     cdef str _framing_reason
     cdef object _llhttp  # the validating parser, reused while it is between messages
+    cdef object _llhttp_feed  # its bound feed_data: no method lookup per head
+    cdef object _head_cb  # the sink's head callback, bound once
     cdef _Done _done
 
     def __init__(self, sink, Py_ssize_t max_head_bytes, Py_ssize_t max_headers):
@@ -497,12 +499,12 @@ cdef class _Framer:
 
     cdef int _validate(self, bytes head, bint request) except -1:
         """llhttp checks the head's grammar; only its message-complete callback runs."""
-        parser = self._llhttp
-        if parser is None:
-            parser = self._llhttp = _strict(request, self._done)
+        if self._llhttp is None:
+            self._llhttp = _strict(request, self._done)
+            self._llhttp_feed = self._llhttp.feed_data
         self._done.complete = False
         try:
-            parser.feed_data(head)
+            self._llhttp_feed(head)
         except HttpParserUpgrade:
             self._llhttp = None  # paused after an upgrade head: never reused
             return 0
@@ -664,6 +666,7 @@ cdef class RequestParser(_Framer):
 
     def __init__(self, sink, Py_ssize_t max_head_bytes=61440, Py_ssize_t max_headers=100):
         _Framer.__init__(self, sink, max_head_bytes, max_headers)
+        self._head_cb = sink.on_request_head
         self._on_body = sink.on_request_body
         self._on_end = sink.on_request_end
         self._limit_status = 431
@@ -675,7 +678,7 @@ cdef class RequestParser(_Framer):
     cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
         req = self._parse_head(head)
         sink = self._sink
-        sink.on_request_head(req)
+        self._head_cb(req)
         if req.upgrade:
             self._on_end()
             sink.on_upgrade(data[pos:])
@@ -805,6 +808,7 @@ cdef class ResponseParser(_Framer):
 
     def __init__(self, sink, Py_ssize_t max_headers=100):
         _Framer.__init__(self, sink, _fr.RESPONSE_MAX_HEAD_BYTES, max_headers)
+        self._head_cb = sink.on_response_head
         self._on_body = sink.on_response_body
         self._on_end = sink.on_response_end
         self._limit_status = 502
@@ -838,7 +842,7 @@ cdef class ResponseParser(_Framer):
         sink = self._sink
         if status < 200:
             if status == 101:
-                sink.on_response_head(resp)
+                self._head_cb(resp)
                 sink.on_upgrade(data[pos:])
                 self._state = S_UPGRADED
                 return 0
@@ -846,21 +850,21 @@ cdef class ResponseParser(_Framer):
             return 0
         if self._no_body or status == 204 or status == 304:
             self._no_body = False
-            sink.on_response_head(resp)
+            self._head_cb(resp)
             self._state = S_HEAD
             self._on_end()
             return 0
         if resp.chunked:
-            sink.on_response_head(resp)
+            self._head_cb(resp)
             self._state = S_CHUNK_SIZE_LINE
             return 0
         cdef long long cl = resp.content_length
         if cl < 0:
             resp.keep_alive = False  # the body ends when the upstream closes
-            sink.on_response_head(resp)
+            self._head_cb(resp)
             self._state = S_EOF_BODY
             return 0
-        sink.on_response_head(resp)
+        self._head_cb(resp)
         if cl == 0:
             self._state = S_HEAD
             self._on_end()
