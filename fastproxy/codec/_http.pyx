@@ -695,7 +695,7 @@ cdef class RequestParser(_Framer):
         self._on_end()
         return 0
 
-    cdef object _parse_head(self, bytes head):
+    cdef RequestHead _parse_head(self, bytes head):
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(head)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i = 0, m_end, t_start = 0, t_end = 0, line_end
         cdef bytes method, target, version
@@ -873,7 +873,7 @@ cdef class ResponseParser(_Framer):
         self._state = S_BODY
         return 0
 
-    cdef object _parse_head(self, bytes head):
+    cdef ResponseHead _parse_head(self, bytes head):
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(head)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i, line_end
         cdef int status
