@@ -9,10 +9,10 @@ from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, Re
 
 cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
 from fastproxy.upstream.balancer cimport ClusterState, HostState
-from fastproxy.upstream.connection cimport UpstreamConnection
+from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
 
 
-cdef class Attempt:
+cdef class Attempt(ResponseSink):
     cdef public Exchange ex
     cdef public HostState host
     cdef public object timer, task
@@ -28,6 +28,10 @@ cdef class Attempt:
     cpdef on_response_body(self, data)
     cpdef flush(self)
     cpdef on_response_end(self, UpstreamConnection conn)
+    cpdef on_upgraded(self, UpstreamConnection conn, rest)
+    cpdef on_upstream_failure(self, reason, transport)
+    cpdef pause_source(self)
+    cpdef resume_source(self)
 
 
 cdef class Exchange:

@@ -33,6 +33,7 @@ from fastproxy.pipeline.retry import (
     retry_on_response,
 )
 from fastproxy.pipeline.rewrite import normalize_path, redirect_location, rewrite_path
+from fastproxy.upstream.connection import ResponseSink
 from fastproxy.upstream.pool import ConnectFailure
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def _string_match(sm: table.StringMatch, value: bytes) -> bool:
     return True
 
 
-class Attempt:
+class Attempt(ResponseSink):
     """One try upstream: its endpoint, its connection and its per-try timer."""
 
     __slots__ = ("ex", "host", "number", "conn", "reused", "got_response", "timer", "task", "cancelled", "fresh")

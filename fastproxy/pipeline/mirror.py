@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fastproxy.upstream.connection import ResponseSink
 from fastproxy.upstream.pool import ConnectFailure
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 MIRROR_TIMEOUT = 30.0
 
 
-class MirrorAttempt:
+class MirrorAttempt(ResponseSink):
     """Plays the role of an Attempt on a pooled connection, discarding the reply."""
 
     __slots__ = ("state", "host", "data", "conn", "timer", "done", "task", "keep_alive")

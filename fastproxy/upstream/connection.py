@@ -15,6 +15,38 @@ if TYPE_CHECKING:
     from fastproxy.upstream.pool import Pool
 
 
+class ResponseSink:
+    """What reads a response off an UpstreamConnection: an Attempt (pipeline/exchange.py)
+    or a mirror copy (pipeline/mirror.py).  A compiled base class, so the
+    connection reaches its reader through C calls, not by method name."""
+
+    __slots__ = ()
+
+    def on_response_head(self, head: Any) -> None:
+        raise NotImplementedError
+
+    def on_response_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """End of one upstream read."""
+
+    def on_response_end(self, conn: UpstreamConnection) -> None:
+        raise NotImplementedError
+
+    def on_upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
+        raise NotImplementedError
+
+    def on_upstream_failure(self, reason: str, transport: str | None) -> None:
+        raise NotImplementedError
+
+    def pause_source(self) -> None:
+        """The upstream socket is full."""
+
+    def resume_source(self) -> None:
+        """The upstream socket drained."""
+
+
 class UpstreamConnection:
     __slots__ = (
         "pool",
@@ -34,8 +66,8 @@ class UpstreamConnection:
         self.pool = pool
         self.transport: Any = None
         self.parser = parser_cls(self)
-        # The Attempt (pipeline/exchange.py) reading from this connection, if any.
-        self.attempt: Any = None
+        # The ResponseSink reading from this connection, if any.
+        self.attempt: ResponseSink | None = None
         self.generation = pool.generation
         self.idle_since = 0.0
         self.closed = False
