@@ -9,6 +9,7 @@ pieces joined at the end.  API in fastproxy/pipeline/heads.py.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.string cimport memcmp, memcpy
@@ -145,22 +146,34 @@ def response_block(list headers, frozenset drop):
     return _render(headers, keep, count), has_date
 
 
+cdef int _UUID_POS[32]  # where each of the 32 hex digits goes in the 36-byte text
+
+
+cdef void _fill_uuid_pos():
+    cdef int i, k = 0
+    for i in range(32):
+        if i == 8 or i == 12 or i == 16 or i == 20:
+            k += 1  # a dash
+        _UUID_POS[i] = k
+        k += 1
+
+
+_fill_uuid_pos()
+
+
 def request_id(bits):
     """A version-4 UUID (RFC 4122) from 128 random bits."""
-    cdef unsigned long long hi = (bits >> 64) & 0xFFFFFFFFFFFFFFFF
-    cdef unsigned long long lo = bits & 0xFFFFFFFFFFFFFFFF
+    # Mask, not convert: no intermediate 64-bit Python ints.
+    cdef unsigned long long lo = PyLong_AsUnsignedLongLongMask(bits)
+    cdef unsigned long long hi = PyLong_AsUnsignedLongLongMask(bits >> 64)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, 36)
     cdef char* o = PyBytes_AS_STRING(out)
     cdef const char* hexd = PyBytes_AS_STRING(_HEX)
-    cdef int i, k = 0
-    cdef unsigned long long word
+    cdef int i
     hi = (hi & ~(<unsigned long long>0xF000)) | 0x4000
     lo = (lo & ~(<unsigned long long>0xC000 << 48)) | (<unsigned long long>0x8000 << 48)
-    for i in range(32):
-        if i == 8 or i == 12 or i == 16 or i == 20:
-            o[k] = 45  # "-"
-            k += 1
-        word = hi if i < 16 else lo
-        o[k] = hexd[(word >> (4 * (15 - (i & 15)))) & 0xF]
-        k += 1
+    for i in range(16):
+        o[_UUID_POS[i]] = hexd[(hi >> (60 - 4 * i)) & 0xF]
+        o[_UUID_POS[16 + i]] = hexd[(lo >> (60 - 4 * i)) & 0xF]
+    o[8] = o[13] = o[18] = o[23] = 45  # "-"
     return out

@@ -8,6 +8,9 @@ from fastproxy.server cimport ProxyState
 from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, RetryPolicy, VirtualHost
 
 cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
+cdef tuple _CONTENT_LENGTH, _SERVICE_TIME
+
+cdef bytes _content_length(long long n)
 from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
 

@@ -60,7 +60,14 @@ _GRPC_CODES = {
 _ACTION_ROUTE = table.ACTION_ROUTE  # module constants the compiled build types (exchange.pxd)
 _RETRY_RETRIABLE_HEADERS = table.RETRY_RETRIABLE_HEADERS
 _CHUNK_END = b"0\r\n\r\n"
+# Header lines for the usual small values, formatted once instead of per response.
+_CONTENT_LENGTH = tuple(b"content-length: %d\r\n" % n for n in range(1024))
+_SERVICE_TIME = tuple(b"x-envoy-upstream-service-time: %d\r\n" % n for n in range(256))
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
+
+
+def _content_length(n: int) -> bytes:
+    return _CONTENT_LENGTH[n] if 0 <= n < 1024 else b"content-length: %d\r\n" % n
 
 
 def split_authority(authority: bytes | None, default_port: int) -> tuple[bytes | None, int]:
@@ -630,7 +637,7 @@ class Exchange:
         if self.chunked_up:
             out.append(b"transfer-encoding: chunked\r\n")
         elif head.content_length >= 0:
-            out.append(b"content-length: %d\r\n" % head.content_length)
+            out.append(_content_length(head.content_length))
         self.up_prefix = b"".join(out)
 
     def on_body(self, data: bytes) -> None:
@@ -860,7 +867,8 @@ class Exchange:
             out.append(block)
             if not ops and self.extra_response is None:
                 if self.request_complete:
-                    out.append(b"x-envoy-upstream-service-time: %d\r\n" % self.service_time)
+                    st = self.service_time
+                    out.append(_SERVICE_TIME[st] if 0 <= st < 256 else b"x-envoy-upstream-service-time: %d\r\n" % st)
                 headers = None
         if headers is not None:
             if self.request_complete:
@@ -876,9 +884,9 @@ class Exchange:
         cl = head.content_length
         if no_body:
             if cl >= 0 and status != 204 and status >= 200:
-                out.append(b"content-length: %d\r\n" % cl)
+                out.append(_content_length(cl))
         elif cl >= 0:
-            out.append(b"content-length: %d\r\n" % cl)
+            out.append(_content_length(cl))
         elif req.version == b"1.1":
             out.append(b"transfer-encoding: chunked\r\n")
             self.chunked_down = True
