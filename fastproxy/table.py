@@ -16,7 +16,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import cython
+try:
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # the pure twin, where Cython is not installed
+    _COMPILED = False
 
 # StringMatch kinds (shared with _match.pyx / _match_py.py).
 EXACT = 1
@@ -205,7 +210,7 @@ class Destination:
 
     def __post_init__(self) -> None:
         drop = frozenset(name for op in self.response_ops for name in (*op.remove, *(n for n, _ in op.set)))
-        if cython.compiled:
+        if _COMPILED:
             self.response_drop = drop  # a readonly attribute, writable from the class's own C code
         else:
             object.__setattr__(self, "response_drop", drop)

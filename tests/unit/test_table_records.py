@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -47,3 +50,20 @@ def test_response_drop_is_derived_from_the_ops() -> None:
     assert repr(ops[0]) == "HeaderOps(remove=(b'server',), set=((b'x-a', b'1'),), add=((b'x-b', b'2'),))"
     with pytest.raises(TypeError):
         table.Destination(cluster_name="c", cluster=None, response_drop=frozenset())  # type: ignore[call-arg]
+
+
+def test_pure_twins_import_without_cython_installed() -> None:
+    # Cython is a build dependency only: a pure install must not need it at run time.
+    code = (
+        "import sys; sys.modules['cython'] = None\n"
+        "import importlib\n"
+        "from fastproxy import _twins, table\n"
+        "for name in _twins.PURE_MODE: importlib.import_module(name)\n"
+        "assert not any(_twins.compiled_modules().values())\n"
+        "d = table.Destination(cluster_name='c', cluster=None, response_ops=(table.HeaderOps(remove=(b'a',)),))\n"
+        "assert d.response_drop == frozenset({b'a'})\n"
+    )
+    env = {**os.environ, "FASTPROXY_NO_EXTENSIONS": "1"}
+    env.pop("FASTPROXY_REQUIRE_EXTENSIONS", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
