@@ -8,3 +8,4 @@ cdef class ProxyState:
     cdef public long max_head_bytes, max_headers, mirrors_in_flight, max_mirrors_in_flight
     cdef public double head_timeout, idle_timeout
     cdef public bint draining
+    cpdef double now(self)

@@ -98,6 +98,10 @@ class ProxyState:
         self.clusters = clusters
         self.counters["config_reloads_ok" if not first else "config_loads"] += 1
 
+    def now(self) -> float:
+        """The proxy's clock, time.monotonic; compiled, callers get a C double (no float object)."""
+        return _now()
+
     # -- periodic work -----------------------------------------------------
     def start(self) -> None:
         self.upstream.start_sweeper()

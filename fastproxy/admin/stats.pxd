@@ -3,12 +3,13 @@
 cimport cython
 
 from fastproxy.pipeline.exchange cimport Exchange
+from fastproxy.server cimport ProxyState
 
 cdef tuple _BOUNDS
 cdef Py_ssize_t _NBOUNDS
 
 
-@cython.locals(i=Py_ssize_t)
+@cython.locals(i=Py_ssize_t, bound=double)
 cdef Py_ssize_t _bucket(double v)
 
 
@@ -23,5 +24,5 @@ cdef class Stats:
     cdef public object loop, series, _pins, _config, mirrors
     cdef public dict _fast
 
-    @cython.locals(s=Series, ms=double, cl="long long", req="long long", resp="long long")
+    @cython.locals(s=Series, state=ProxyState, ms=double, cl="long long", req="long long", resp="long long")
     cpdef record(self, Exchange ex)

@@ -25,7 +25,6 @@ Label values fastproxy has to choose (it has no Kubernetes to ask):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +48,10 @@ def _bucket(v: float) -> int:
     Most observations (milliseconds, small bodies) land in the first few slots.
     """
     i = 0
-    while i < _NBOUNDS and _BOUNDS[i] < v:
+    while i < _NBOUNDS:
+        bound = _BOUNDS[i]  # a C double when compiled: no float object per comparison
+        if bound >= v:
+            break
         i += 1
     return i
 
@@ -170,7 +172,7 @@ class Stats:
         if s is None:
             s = self._slow(ex, key)
         s.count += 1
-        ms = (_now() - ex.start) * 1000.0
+        ms = (state.now() - ex.start) * 1000.0
         s.dur_sum += ms
         s.dur_b[_bucket(ms)] += 1
         cl = ex.head.content_length

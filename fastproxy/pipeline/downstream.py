@@ -9,7 +9,6 @@ pauses reading from the client while the upstream cannot take more bytes.
 from __future__ import annotations
 
 from collections import deque
-from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import TYPE_CHECKING, Any
 
 from fastproxy.codec import ProtocolError
@@ -127,7 +126,7 @@ class Downstream:
         if peer:
             self.client_ip = str(peer[0]).encode()
         self.parser = state.request_parser(self, state.max_head_bytes, state.max_headers)
-        self.deadline = _now() + state.head_timeout
+        self.deadline = state.now() + state.head_timeout
         state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -143,7 +142,7 @@ class Downstream:
             return  # otherwise after a protocol error: discard
         if self.phase == _IDLE:
             self.phase = _HEAD
-            self.deadline = _now() + self.state.head_timeout
+            self.deadline = self.state.now() + self.state.head_timeout
         self.feeding = True
         try:
             parser.feed(data)
@@ -299,10 +298,10 @@ class Downstream:
             parser = self.parser
             if parser is not None and parser.head_started():
                 self.phase = _HEAD
-                self.deadline = _now() + self.state.head_timeout
+                self.deadline = self.state.now() + self.state.head_timeout
             else:
                 self.phase = _IDLE
-                self.deadline = _now() + self.state.idle_timeout
+                self.deadline = self.state.now() + self.state.idle_timeout
             if self.state.draining:
                 self.close()
 

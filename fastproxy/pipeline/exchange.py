@@ -8,7 +8,6 @@ owns its pooled connection and its per-try timer.
 
 from __future__ import annotations
 
-from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import TYPE_CHECKING, Any
 
 from fastproxy import table
@@ -408,7 +407,7 @@ class Exchange:
         self.status = 0
         self.flags = ""
         self.bytes_sent = 0
-        self.start = _now()
+        self.start = self.state.now()
         self.stale_retry_used = False
         self.authority = b""
         self.path = b""
@@ -661,7 +660,7 @@ class Exchange:
 
     def on_end(self) -> None:
         self.request_complete = True
-        self.complete_time = _now()
+        self.complete_time = self.state.now()
         if self.done:
             return
         if self.routing:
@@ -846,7 +845,7 @@ class Exchange:
         ops = dest.response_ops
         out = [replies.status_line(status)]
         if self.request_complete:
-            self.service_time = int((_now() - self.complete_time) * 1000)
+            self.service_time = int((self.state.now() - self.complete_time) * 1000)
         headers: list[tuple[bytes, bytes]] | None = []
         if upgrade:
             # The connection / upgrade pair a 101 keeps: the header list.
