@@ -4,11 +4,13 @@ cimport cython
 
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
+from fastproxy.pipeline.replies cimport DateHeader, status_line
 from fastproxy.server cimport ProxyState
 from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, RetryPolicy, VirtualHost
 
 cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
 cdef tuple _CONTENT_LENGTH, _SERVICE_TIME
+cdef DateHeader DATE
 
 cdef bytes _content_length(long long n)
 from fastproxy.upstream.balancer cimport ClusterState, HostState

@@ -24,6 +24,7 @@ from fastproxy.pipeline.heads import (
     response_block,
 )
 from fastproxy.pipeline.mirror import send_mirrors
+from fastproxy.pipeline.replies import DATE, status_line
 from fastproxy.pipeline.retry import (
     CONNECT_FAILURES,
     backoff,
@@ -573,9 +574,9 @@ class Exchange:
         # (unlike Envoy's error replies).
         headers = apply_ops(extra, ops) if ops else extra
         close = self.close_after or not self.request_complete
-        out = [replies.status_line(status), b"content-length: %d\r\n" % len(body)]
+        out = [status_line(status), b"content-length: %d\r\n" % len(body)]
         render(headers, out)
-        out.append(replies.DATE.line())
+        out.append(DATE.line())
         out.append(self.ds.server_line)
         if close:
             out.append(b"connection: close\r\n")
@@ -843,7 +844,7 @@ class Exchange:
         dest = self.dest
         assert dest is not None
         ops = dest.response_ops
-        out = [replies.status_line(status)]
+        out = [status_line(status)]
         if self.request_complete:
             self.service_time = int((self.state.now() - self.complete_time) * 1000)
         headers: list[tuple[bytes, bytes]] | None = []
@@ -878,7 +879,7 @@ class Exchange:
                 headers = apply_ops(headers, ops)
             render(headers, out)
         if not has_date:
-            out.append(replies.DATE.line())
+            out.append(DATE.line())
         out.append(self.ds.server_line)
         cl = head.content_length
         if no_body:
