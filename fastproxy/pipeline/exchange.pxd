@@ -18,6 +18,7 @@ from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
 
 
 cdef class Attempt(ResponseSink):
+    # The ResponseSink methods (on_response_head, ...) are cpdef by inheritance.
     cdef public Exchange ex
     cdef public HostState host
     cdef public object timer, task
@@ -29,14 +30,6 @@ cdef class Attempt(ResponseSink):
     cpdef _after_write(self, UpstreamConnection conn)
     cpdef arm_per_try_timer(self)
     cpdef release(self, bint reusable)
-    cpdef on_response_head(self, ResponseHead head)
-    cpdef on_response_body(self, data)
-    cpdef flush(self)
-    cpdef on_response_end(self, UpstreamConnection conn)
-    cpdef on_upgraded(self, UpstreamConnection conn, rest)
-    cpdef on_upstream_failure(self, reason, transport)
-    cpdef pause_source(self)
-    cpdef resume_source(self)
 
 
 cdef class Exchange:
