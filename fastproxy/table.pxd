@@ -68,6 +68,7 @@ cdef class Destination:
     cdef readonly tuple request_ops, response_ops
     cdef readonly object authority
     cdef readonly frozenset response_drop
+    cdef readonly object response_tail
 
 
 cdef class Rewrite:

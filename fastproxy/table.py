@@ -207,13 +207,27 @@ class Destination:
     # headers still go to the client as one block, minus these names
     # (pipeline/exchange.py, pipeline/heads.py).
     response_drop: frozenset[bytes] = field(init=False, default=frozenset())
+    # Derived: what the response ops add behind the upstream's block, rendered
+    # once ("name: value\r\n" lines).  Exact whenever the ops neither remove
+    # nor set x-envoy-upstream-service-time, the one header the proxy puts
+    # there itself: untouched, it stays in front of what the ops append.
+    # None otherwise (the pipeline then runs the ops per response).
+    response_tail: bytes | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         drop = frozenset(name for op in self.response_ops for name in (*op.remove, *(n for n, _ in op.set)))
+        tail = None
+        if b"x-envoy-upstream-service-time" not in drop:
+            from fastproxy.pipeline.headers import apply_ops  # not at the top: headers imports this module
+
+            tail = b"".join(b"%b: %b\r\n" % h for h in apply_ops([], self.response_ops))
         if _COMPILED:
-            self.response_drop = drop  # a readonly attribute, writable from the class's own C code
+            # readonly attributes, writable from the class's own C code
+            self.response_drop = drop
+            self.response_tail = tail
         else:
             object.__setattr__(self, "response_drop", drop)
+            object.__setattr__(self, "response_tail", tail)
 
 
 @dataclass(frozen=True)

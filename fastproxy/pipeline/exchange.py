@@ -862,13 +862,17 @@ class Exchange:
                 headers.append(h)  # type: ignore[union-attr]
         else:
             # The upstream's headers go to the client as one block, minus the
-            # names the ops remove or set; the ops then run on what follows it.
+            # names the ops remove or set; the ops then run on what follows it,
+            # which is usually rendered already (Destination.response_tail).
             block, has_date = response_block(head.headers, dest.response_drop)
             out.append(block)
-            if not ops and self.extra_response is None:
+            tail = dest.response_tail
+            if tail is not None and self.extra_response is None:
                 if self.request_complete:
                     st = self.service_time
                     out.append(_SERVICE_TIME[st] if 0 <= st < 256 else b"x-envoy-upstream-service-time: %d\r\n" % st)
+                if tail:
+                    out.append(tail)
                 headers = None
         if headers is not None:
             if self.request_complete:

@@ -38,3 +38,20 @@ def test_dropping_from_the_block_then_running_ops_on_the_rest_equals_running_the
     block, _ = heads.response_block(upstream, dest.response_drop)
     behind = apply_ops(list(own), response_ops)
     assert block + b"".join(b"%b: %b\r\n" % h for h in behind) == b"".join(b"%b: %b\r\n" % h for h in whole)
+
+
+@settings(max_examples=500, deadline=None)
+@given(header_lists, st.booleans(), ops)
+def test_the_pre_rendered_tail_equals_running_the_ops_per_response(
+    upstream: list[tuple[bytes, bytes]], service_time: bool, response_ops: tuple[table.HeaderOps, ...]
+) -> None:
+    # Destination.response_tail stands in for the ops whenever it is not None.
+    dest = table.Destination("c", None, response_ops=response_ops)
+    own = [(b"x-envoy-upstream-service-time", b"3")] if service_time else []
+    kept = [h for h in upstream if h[0] not in RESPONSE_SKIP]
+    whole = b"".join(b"%b: %b\r\n" % h for h in apply_ops(kept + own, response_ops))
+    if dest.response_tail is None:
+        assert b"x-envoy-upstream-service-time" in dest.response_drop
+        return
+    block, _ = heads.response_block(upstream, dest.response_drop)
+    assert block + b"".join(b"%b: %b\r\n" % h for h in own) + dest.response_tail == whole
