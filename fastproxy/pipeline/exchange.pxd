@@ -4,17 +4,15 @@ cimport cython
 
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
-from fastproxy.pipeline.replies cimport DateHeader, status_line
+from fastproxy.pipeline.replies cimport DateHeader, content_length_line, status_line
 from fastproxy.server cimport ProxyState
 from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, RetryPolicy, VirtualHost
-
-cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
-cdef tuple _CONTENT_LENGTH, _SERVICE_TIME
-cdef DateHeader DATE
-
-cdef bytes _content_length(long long n)
 from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
+
+cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
+cdef tuple _SERVICE_TIME
+cdef DateHeader DATE
 
 
 cdef class Attempt(ResponseSink):

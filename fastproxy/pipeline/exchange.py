@@ -24,7 +24,7 @@ from fastproxy.pipeline.heads import (
     response_block,
 )
 from fastproxy.pipeline.mirror import send_mirrors
-from fastproxy.pipeline.replies import DATE, status_line
+from fastproxy.pipeline.replies import DATE, content_length_line, status_line
 from fastproxy.pipeline.retry import (
     CONNECT_FAILURES,
     backoff,
@@ -60,14 +60,9 @@ _GRPC_CODES = {
 _ACTION_ROUTE = table.ACTION_ROUTE  # module constants the compiled build types (exchange.pxd)
 _RETRY_RETRIABLE_HEADERS = table.RETRY_RETRIABLE_HEADERS
 _CHUNK_END = b"0\r\n\r\n"
-# Header lines for the usual small values, formatted once instead of per response.
-_CONTENT_LENGTH = tuple(b"content-length: %d\r\n" % n for n in range(1024))
+# Service-time lines for the usual values, formatted once instead of per response.
 _SERVICE_TIME = tuple(b"x-envoy-upstream-service-time: %d\r\n" % n for n in range(256))
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
-
-
-def _content_length(n: int) -> bytes:
-    return _CONTENT_LENGTH[n] if 0 <= n < 1024 else b"content-length: %d\r\n" % n
 
 
 def split_authority(authority: bytes | None, default_port: int) -> tuple[bytes | None, int]:
@@ -574,7 +569,7 @@ class Exchange:
         # (unlike Envoy's error replies).
         headers = apply_ops(extra, ops) if ops else extra
         close = self.close_after or not self.request_complete
-        out = [status_line(status), b"content-length: %d\r\n" % len(body)]
+        out = [status_line(status), content_length_line(len(body))]
         render(headers, out)
         out.append(DATE.line())
         out.append(self.ds.server_line)
@@ -637,7 +632,7 @@ class Exchange:
         if self.chunked_up:
             out.append(b"transfer-encoding: chunked\r\n")
         elif head.content_length >= 0:
-            out.append(_content_length(head.content_length))
+            out.append(content_length_line(head.content_length))
         self.up_prefix = b"".join(out)
 
     def on_body(self, data: bytes) -> None:
@@ -888,9 +883,9 @@ class Exchange:
         cl = head.content_length
         if no_body:
             if cl >= 0 and status != 204 and status >= 200:
-                out.append(_content_length(cl))
+                out.append(content_length_line(cl))
         elif cl >= 0:
-            out.append(_content_length(cl))
+            out.append(content_length_line(cl))
         elif req.version == b"1.1":
             out.append(b"transfer-encoding: chunked\r\n")
             self.chunked_down = True

@@ -84,20 +84,11 @@ class MirrorAttempt(ResponseSink):
     def _timed_out(self) -> None:
         self._finish(self.conn, False, "mirror_failed")
 
-    # -- the connection's attempt interface ---------------------------------
+    # -- ResponseSink (flush and the source pauses: the base's no-ops) -------
     def on_response_head(self, head: Any) -> None:
         self.keep_alive = head.keep_alive
 
     def on_response_body(self, data: bytes) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def pause_source(self) -> None:
-        pass
-
-    def resume_source(self) -> None:
         pass
 
     def on_response_end(self, conn: UpstreamConnection) -> None:

@@ -1,8 +1,10 @@
 # Types for compiling replies.py with Cython (pure-Python mode); replies.py stays its own pure twin.
 
 cdef dict _REASONS, _STATUS_LINES
+cdef tuple _CONTENT_LENGTH
 
 cpdef bytes status_line(long status)
+cpdef bytes content_length_line(long long n)
 
 
 cdef class DateHeader:

@@ -26,6 +26,14 @@ def status_line(status: int) -> bytes:
     return line
 
 
+# Content-Length lines for the usual sizes, formatted once instead of per response.
+_CONTENT_LENGTH: tuple[bytes, ...] = tuple(b"content-length: %d\r\n" % n for n in range(1024))
+
+
+def content_length_line(n: int) -> bytes:
+    return _CONTENT_LENGTH[n] if 0 <= n < 1024 else b"content-length: %d\r\n" % n
+
+
 class DateHeader:
     """`date: <IMF-fixdate>\\r\\n`, re-rendered at most once a second."""
 
@@ -73,7 +81,7 @@ def local_reply(
     `extra` headers (already lower-case) go after the framing headers;
     `head_only` answers a HEAD request (length announced, no body).
     """
-    parts = [status_line(status), b"content-length: %d\r\n" % len(body)]
+    parts = [status_line(status), content_length_line(len(body))]
     if body:
         parts.append(b"content-type: text/plain\r\n")
     if extra:
