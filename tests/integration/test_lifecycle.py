@@ -73,22 +73,32 @@ def test_keep_alive_connection_follows_reloads_and_each_requests_host(upstream, 
         assert ask("other").header("x-config") is None
 
 
+def _request_in_flight(proxy: Proxy, upstream: Upstream, path: str) -> tuple[threading.Thread, dict[str, object]]:
+    """A request for `path` through `proxy`, returned once the upstream has it (result["r"] when it ends)."""
+    result: dict[str, object] = {}
+
+    def send() -> None:
+        try:
+            result["r"] = request(proxy.port, path, host="app")
+        except OSError as exc:
+            result["r"] = exc
+
+    # The upstream is shared by this module's tests: wait for this test's own request.
+    before = sum(1 for r in upstream.requests if r["path"] == path)
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == path) > before)
+    return t, result
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signals_let_in_flight_requests_finish(upstream, tmp_path, sig):
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     proxy = Proxy(tmp_path, se).start()
-    result = {}
-
-    def slow() -> None:
-        result["r"] = request(proxy.port, "/delay/0.7", host="app")
-
-    t = threading.Thread(target=slow)
-    before = sum(1 for r in upstream.requests if r["path"] == "/delay/0.7")
-    t.start()
-    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/0.7") > before)
+    t, result = _request_in_flight(proxy, upstream, "/delay/0.7")
     proxy.signal(sig)
     t.join(10)
-    assert result["r"].status == 200
+    assert isinstance(result["r"], Response) and result["r"].status == 200, result
     assert proxy.stop() == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
@@ -115,19 +125,7 @@ def test_drain_timeout_bounds_the_wait_for_requests_in_flight(upstream, tmp_path
     # CONTRACT: in-flight requests get up to --drain-timeout, then the proxy exits 0 anyway.
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     proxy = Proxy(tmp_path, se, "--drain-timeout", "1").start()
-    result: dict[str, object] = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(proxy.port, "/delay/20", host="app")
-        except OSError as exc:
-            result["r"] = exc
-
-    # The upstream is shared by this module's tests: wait for this test's own request.
-    before = sum(1 for r in upstream.requests if r["path"] == "/delay/20")
-    t = threading.Thread(target=slow, daemon=True)
-    t.start()
-    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/20") > before)
+    t, result = _request_in_flight(proxy, upstream, "/delay/20")
     started = time.monotonic()
     proxy.signal(signal.SIGTERM)
     assert proxy.proc is not None
@@ -142,19 +140,7 @@ def test_drain_timeout_bounds_the_wait_for_requests_in_flight(upstream, tmp_path
 def test_second_stop_signal_ends_the_drain_now(upstream, tmp_path):
     se = service_entry("app", 80, [(upstream.port, {"app": "app"})])
     proxy = Proxy(tmp_path, se, "--drain-timeout", "30").start()
-    result: dict[str, object] = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(proxy.port, "/delay/20", host="app")
-        except OSError as exc:
-            result["r"] = exc
-
-    # The upstream is shared by this module's tests: wait for this test's own request.
-    before = sum(1 for r in upstream.requests if r["path"] == "/delay/20")
-    t = threading.Thread(target=slow, daemon=True)
-    t.start()
-    wait_until(lambda: sum(1 for r in upstream.requests if r["path"] == "/delay/20") > before)
+    t, result = _request_in_flight(proxy, upstream, "/delay/20")
     proxy.signal(signal.SIGTERM)
     # The first signal drains: the request in flight keeps the process alive.
     with pytest.raises(subprocess.TimeoutExpired):
