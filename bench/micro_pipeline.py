@@ -104,7 +104,7 @@ def main() -> None:
     conns = []
     for cs in state.clusters.values():
         for host in cs.hosts:
-            conn = UpstreamConnection(host.pool, state.upstream.parser_cls)
+            conn = UpstreamConnection(host.pool, state.upstream.new_parser)
             conn.connection_made(SinkTransport())
             host.pool.idle.append(conn)
             conns.append(conn)

@@ -12,6 +12,7 @@ the pipeline reads on every request); this file is also its own pure twin.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastproxy import codec, table
 from fastproxy.admin.stats import Stats
+from fastproxy.pipeline.headers import RESPONSE_SKIP
 from fastproxy.upstream.balancer import ClusterState, UpstreamManager
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class ProxyState:
         self.head_timeout = limits.head_timeout
         self.idle_timeout = limits.idle_timeout
         self.request_parser, response_parser = codec.select(codec_name)
+        # Each response head arrives with the block the client gets, when the codec renders it.
+        response_parser = functools.partial(response_parser, forward_skip=RESPONSE_SKIP)
         self.upstream = UpstreamManager(loop, response_parser, limits.upstream_idle_timeout)
         # Weighted picks, load balancing and retry jitter; `--seed` makes them repeatable.
         self.rng = random.Random(seed)

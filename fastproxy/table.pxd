@@ -143,6 +143,7 @@ cdef class VirtualHost:
     cdef readonly long port
     cdef readonly tuple entries
     cdef readonly object matcher
+    cdef readonly bint match_headers
 
 
 cdef class Listener:

@@ -27,6 +27,7 @@ response sink (an upstream connection):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Protocol
 
 from fastproxy._twins import is_compiled
@@ -64,7 +65,9 @@ class RequestParserAPI(Protocol):
 
 
 class ResponseParserAPI(Protocol):
-    def __init__(self, sink: object, max_headers: int = 100) -> None: ...
+    def __init__(self, sink: object, max_headers: int = 100, forward_skip: Iterable[bytes] | None = None) -> None:
+        """`forward_skip`: header names left out of ResponseHead.block, which a
+        codec may render while it splits the head (the compiled one does)."""
 
     def expect_no_body(self) -> None:
         """The next response answers a HEAD request: it has no body."""

@@ -18,8 +18,9 @@ so rare inputs cannot drift from the twin.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
@@ -115,6 +116,34 @@ cdef inline int _special(const char* s, Py_ssize_t n):
     return H_OTHER
 
 
+cdef inline int _special_raw(const char* s, Py_ssize_t n):
+    """_special of a name as sent (any case): most names fail on length alone."""
+    if n == 4:
+        return H_HOST if _ieq_c(s, b"host", 4) else H_OTHER
+    if n == 14:
+        return H_CL if _ieq_c(s, b"content-length", 14) else H_OTHER
+    if n == 17:
+        return H_TE if _ieq_c(s, b"transfer-encoding", 17) else H_OTHER
+    if n == 10:
+        return H_CONNECTION if _ieq_c(s, b"connection", 10) else H_OTHER
+    if n == 7:
+        return H_UPGRADE if _ieq_c(s, b"upgrade", 7) else H_OTHER
+    if n == 6:
+        return H_EXPECT if _ieq_c(s, b"expect", 6) else H_OTHER
+    return H_OTHER
+
+
+cdef inline bint _ieq_c(const char* s, const char* low, Py_ssize_t n):
+    """s equals the lower-case `low`, ignoring ASCII case."""
+    cdef Py_ssize_t i
+    cdef char x
+    for i in range(n):
+        x = s[i]
+        if (x + 32 if 65 <= x <= 90 else x) != low[i]:
+            return False
+    return True
+
+
 cdef inline bytes _lower(const char* s, Py_ssize_t n):
     cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
     cdef char* o = PyBytes_AS_STRING(out)
@@ -168,17 +197,27 @@ COMMON_NAMES = _COMMON_NAMES  # for tests
 
 cdef inline bytes _name(const char* s, Py_ssize_t n):
     """The lower-cased header name: a shared object when it is a common one."""
+    cdef int k
+    return _name_k(s, n, &k)
+
+
+cdef inline bytes _name_k(const char* s, Py_ssize_t n, int* k):
+    """_name, and in *k the shared name's slot (-1 when the name is not shared)."""
     cdef char low[32]
     cdef PyObject* cand
     cdef Py_ssize_t i
     cdef char x
+    cdef unsigned int slot
+    k[0] = -1
     if n > 32 or n == 0:
         return _lower(s, n)
     for i in range(n):
         x = s[i]
         low[i] = x + 32 if 65 <= x <= 90 else x
-    cand = _NAME_SLOT[_slot(low, n)]
+    slot = _slot(low, n)
+    cand = _NAME_SLOT[slot]
     if cand != NULL and PyBytes_GET_SIZE(<object>cand) == n and memcmp(PyBytes_AS_STRING(<object>cand), low, n) == 0:
+        k[0] = slot
         return <bytes>cand
     return PyBytes_FromStringAndSize(low, n)
 
@@ -600,12 +639,13 @@ cdef class _HeadFields:
     cdef public bint expect
 
 
-cdef list _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request):
-    """Header list (names lower-cased, values OWS-trimmed) of a head llhttp accepted."""
+cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request, list out) except -1:
+    """Scan the header lines of a head llhttp accepted: fill `f` and return
+    the count; with `out`, also append each (lower-cased name, OWS-trimmed
+    value).  Without it only the framing headers' values are allocated."""
     cdef const char* p = PyBytes_AS_STRING(head)
-    cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve
+    cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
     cdef const char* q
-    cdef list headers = []
     cdef bytes name, value
     cdef int kind
     f.host = None
@@ -618,22 +658,28 @@ cdef list _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint re
     f.has_upgrade = False
     f.expect = False
     if pos >= stop:
-        return headers
+        return 0
     while True:
         q = <const char*>memchr(p + pos, 13, stop - pos)
         e = stop if q == NULL else q - p
         q = <const char*>memchr(p + pos, 58, e - pos)
         colon = e if q == NULL else q - p
-        name = _name(p + pos, colon - pos)
-        vs = colon + 1
-        ve = e
-        while vs < ve and (p[vs] == 32 or p[vs] == 9):
-            vs += 1
-        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-            ve -= 1
-        value = PyBytes_FromStringAndSize(p + vs, ve - vs)
-        headers.append((name, value))
-        kind = _special(PyBytes_AS_STRING(name), colon - pos)
+        count += 1
+        if out is not None:
+            name = _name(p + pos, colon - pos)
+            kind = _special(PyBytes_AS_STRING(name), colon - pos)
+        else:
+            kind = _special_raw(p + pos, colon - pos)
+        if out is not None or kind:
+            vs = colon + 1
+            ve = e
+            while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                vs += 1
+            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                ve -= 1
+            value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+            if out is not None:
+                out.append((name, value))
         if kind:
             if kind == H_HOST:
                 f.host = value
@@ -658,7 +704,111 @@ cdef list _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint re
         if e >= stop:
             break
         pos = e + 2
-    return headers
+    return count
+
+
+cdef _HeadFields _SCRATCH = _HeadFields()
+
+
+def split_lines(bytes head not None, Py_ssize_t start):
+    """The header list of a head this codec validated (lines from `start`):
+    what a head whose split was deferred gives when asked (messages.py)."""
+    cdef list out = []
+    _split_headers(head, start - 2, _SCRATCH, False, out)
+    return out
+
+
+cdef object _SPLIT_LINES = split_lines
+
+
+cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end, _HeadFields f,
+                                 const unsigned char* skip_slot, frozenset skip_rare) except -1:
+    """_split_headers for a response, without the list: fills `f`, renders
+    r.block (the lines whose name is not skipped, as response_block writes
+    them) and r.has_date, and returns the header count.  The list is split
+    from the same bytes only if someone asks for it (ResponseHead.headers).
+    Skipped: a shared name whose slot is marked in `skip_slot`, or a name in
+    `skip_rare` (the skipped names that are not shared)."""
+    cdef const char* p = PyBytes_AS_STRING(head)
+    cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, n, o = 0, count = 0
+    cdef const char* q
+    cdef char stack[2048]
+    cdef char* buf = stack
+    cdef bytes name, value
+    cdef int kind, k
+    cdef bint has_date = False, skipped
+    f.cl_raw = None
+    f.cl_conflict = False
+    f.te = None
+    f.tes = 0
+    f.conn = None
+    r._headers = None
+    r._raw = head
+    r._start = pos
+    r._split = _SPLIT_LINES
+    if pos >= stop:
+        r.block = b""
+        r.has_date = False
+        return 0
+    # A line grows by at most one byte (the space after the colon), the last
+    # one by three (its CRLF lies outside [pos, stop)).
+    if 2 * (stop - pos) + 8 > 2048:
+        buf = <char*>PyMem_Malloc(2 * (stop - pos) + 8)
+        if buf == NULL:
+            raise MemoryError()
+    try:
+        while True:
+            q = <const char*>memchr(p + pos, 13, stop - pos)
+            e = stop if q == NULL else q - p
+            q = <const char*>memchr(p + pos, 58, e - pos)
+            colon = e if q == NULL else q - p
+            n = colon - pos
+            name = _name_k(p + pos, n, &k)
+            vs = colon + 1
+            ve = e
+            while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                vs += 1
+            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                ve -= 1
+            count += 1
+            kind = _special(PyBytes_AS_STRING(name), n)
+            if kind:
+                value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                if kind == H_CL:
+                    if f.cl_raw is None:
+                        f.cl_raw = value
+                    elif value != f.cl_raw:
+                        f.cl_conflict = True
+                elif kind == H_TE:
+                    f.te = value
+                    f.tes += 1
+                elif kind == H_CONNECTION:
+                    f.conn = value if f.conn is None else f.conn + b"," + value
+            if k >= 0:
+                skipped = skip_slot[k]
+            else:
+                skipped = skip_rare is not None and name in skip_rare
+            if not skipped:
+                if n == 4 and memcmp(PyBytes_AS_STRING(name), b"date", 4) == 0:
+                    has_date = True
+                memcpy(buf + o, PyBytes_AS_STRING(name), n)
+                buf[o + n] = 58  # ":"
+                buf[o + n + 1] = 32
+                o += n + 2
+                memcpy(buf + o, p + vs, ve - vs)
+                o += ve - vs
+                buf[o] = 13
+                buf[o + 1] = 10
+                o += 2
+            if e >= stop:
+                break
+            pos = e + 2
+        r.block = PyBytes_FromStringAndSize(buf, o)
+    finally:
+        if buf != stack:
+            PyMem_Free(buf)
+    r.has_date = has_date
+    return count
 
 
 cdef class RequestParser(_Framer):
@@ -700,7 +850,7 @@ cdef class RequestParser(_Framer):
         cdef Py_ssize_t n = PyBytes_GET_SIZE(head), i = 0, m_end, t_start = 0, t_end = 0, line_end
         cdef bytes method, target, version
         cdef _HeadFields f = self._f
-        cdef list headers
+        cdef Py_ssize_t count
         cdef long long content_length
         cdef bint chunked, keep_alive, upgrade, v11
         # Request line, the shape framing._REQUEST_LINE accepts:
@@ -742,9 +892,9 @@ cdef class RequestParser(_Framer):
             version = _V11 if p[line_end - 1] == 49 else _V10
         v11 = version == _V11
         self._validate(head, True)
-        headers = _split_headers(head, line_end, f, True)
+        count = _split_headers(head, line_end, f, True, None)
         # from here on: framing.build_request_head, the same rules in the same order
-        if len(headers) > self._max_headers:
+        if count > self._max_headers:
             raise ProtocolError(431, _fr.TOO_LARGE)
         # memchr, not `in`: bytes.__contains__ first tries its argument as an
         # int and formats (then clears) a TypeError on every call.
@@ -792,7 +942,11 @@ cdef class RequestParser(_Framer):
         h.path = path
         h.authority = authority
         h.version = version
-        h.headers = headers
+        # The list is split from the head's bytes only if someone asks for it.
+        h._headers = None
+        h._raw = head
+        h._start = line_end + 2
+        h._split = _SPLIT_LINES
         h.host = host
         h.keep_alive = keep_alive
         h.chunked = chunked
@@ -805,9 +959,25 @@ cdef class RequestParser(_Framer):
 cdef class ResponseParser(_Framer):
     cdef _HeadFields _f
     cdef bint _no_body
+    cdef bint _render
+    cdef unsigned char _skip_slot[512]  # by _NAME_SLOT slot: that shared name is skipped
+    cdef frozenset _skip_rare
 
-    def __init__(self, sink, Py_ssize_t max_headers=100):
+    def __init__(self, sink, Py_ssize_t max_headers=100, forward_skip=None):
         _Framer.__init__(self, sink, _fr.RESPONSE_MAX_HEAD_BYTES, max_headers)
+        # Given: each head carries its forwarded block (ResponseHead.block).
+        cdef int k
+        cdef bytes low
+        self._render = forward_skip is not None
+        rare = set()
+        for name in forward_skip or ():
+            low = bytes(name).lower()
+            _name_k(PyBytes_AS_STRING(low), PyBytes_GET_SIZE(low), &k)
+            if k < 0:
+                rare.add(low)
+            else:
+                self._skip_slot[k] = 1
+        self._skip_rare = frozenset(rare) if rare else None
         self._head_cb = sink.on_response_head
         self._on_body = sink.on_response_body
         self._on_end = sink.on_response_end
@@ -879,6 +1049,7 @@ cdef class ResponseParser(_Framer):
         cdef int status
         cdef bytes version
         cdef _HeadFields f = self._f
+        cdef Py_ssize_t count
         cdef list headers
         cdef long long content_length
         cdef bint chunked, keep_alive, ok, v11
@@ -915,9 +1086,15 @@ cdef class ResponseParser(_Framer):
         # response costs more than this copy).  The real status line was
         # checked above.
         self._validate(_INTERIM + head[line_end:], False)
-        headers = _split_headers(head, line_end, f, False)
+        cdef ResponseHead r = ResponseHead.__new__(ResponseHead)
+        if self._render:
+            count = _render_response(r, head, line_end, f, self._skip_slot, self._skip_rare)
+        else:
+            headers = []
+            count = _split_headers(head, line_end, f, False, headers)
+            r._headers = headers
         # framing.build_response_head, the same rules in the same order
-        if len(headers) > self._max_headers:
+        if count > self._max_headers:
             raise _fr.upstream_error()
         if f.cl_conflict:
             raise _fr.upstream_error()
@@ -944,9 +1121,7 @@ cdef class ResponseParser(_Framer):
                 keep_alive = False
             else:
                 keep_alive = v11 or b"keep-alive" in tokens
-        cdef ResponseHead r = ResponseHead.__new__(ResponseHead)
         r.status = status
-        r.headers = headers
         r.keep_alive = keep_alive
         r.chunked = chunked
         r.content_length = content_length

@@ -12,6 +12,8 @@ callbacks) and C loops for the rest; the codec tests run all three codecs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from fastproxy.codec import ProtocolError, RequestHead, ResponseHead
@@ -127,8 +129,8 @@ class RequestParser(_HeadCallbacks, RequestFramer):
 class ResponseParser(_HeadCallbacks, ResponseFramer):
     __slots__ = ("_p", "_headers", "_special", "_done")
 
-    def __init__(self, sink: object, max_headers: int = 100) -> None:
-        ResponseFramer.__init__(self, sink, max_headers)
+    def __init__(self, sink: object, max_headers: int = 100, forward_skip: Iterable[bytes] | None = None) -> None:
+        ResponseFramer.__init__(self, sink, max_headers, forward_skip)
         self._done = False
         self._p = self._fresh()
 

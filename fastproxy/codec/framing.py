@@ -71,6 +71,7 @@ Rules that are a choice, not forced by the RFC (documented for the lead):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from fastproxy.codec import ProtocolError, RequestHead, ResponseHead
 
@@ -630,7 +631,9 @@ class ResponseFramer(_Framer):
     _limit_error = (502, UPSTREAM_ERROR)
     _framing_error = (502, UPSTREAM_ERROR)
 
-    def __init__(self, sink: object, max_headers: int = 100) -> None:
+    def __init__(self, sink: object, max_headers: int = 100, forward_skip: Iterable[bytes] | None = None) -> None:
+        # forward_skip: the compiled codec renders ResponseHead.block without
+        # these names; the pure codecs leave block None (the pipeline renders it).
         super().__init__(sink, RESPONSE_MAX_HEAD_BYTES, max_headers)
         self._on_body = sink.on_response_body  # type: ignore[attr-defined]
         self._on_end = sink.on_response_end  # type: ignore[attr-defined]

@@ -8,6 +8,14 @@ fast.py, reference.py and framing.py through the constructors.
 
 from __future__ import annotations
 
+# What a codec decides about a head, field by field (the rest of each class
+# is how the compiled codec defers the work): codecs agree on these.
+REQUEST_FIELDS = (
+    "method", "path", "authority", "version", "headers", "host", "keep_alive", "chunked", "content_length", "upgrade",
+    "expect_continue",
+)  # fmt: skip
+RESPONSE_FIELDS = ("status", "headers", "keep_alive", "chunked", "content_length", "version")
+
 
 class RequestHead:
     __slots__ = (
@@ -15,13 +23,16 @@ class RequestHead:
         "path",
         "authority",
         "version",
-        "headers",
         "host",
         "keep_alive",
         "chunked",
         "content_length",
         "upgrade",
         "expect_continue",
+        "_headers",
+        "_raw",
+        "_start",
+        "_split",
     )
 
     def __init__(
@@ -45,8 +56,13 @@ class RequestHead:
         self.authority = authority
         self.version = version  # b"1.1" or b"1.0"
         # Every header in order, names lower-cased, values as sent (OWS trimmed).
-        # Hop-by-hop headers are still here; the pipeline drops them.
-        self.headers = headers
+        # Hop-by-hop headers are still here; the pipeline drops them.  The
+        # compiled codec defers the list: `headers` splits it from the head's
+        # bytes (`_raw` from `_start`, by `_split`) on first use.
+        self._headers = headers
+        self._raw = None
+        self._start = 0
+        self._split = None
         self.host = host  # the single Host header value, None when absent
         self.keep_alive = keep_alive  # connection may be reused after this request
         self.chunked = chunked  # request body uses chunked framing
@@ -54,9 +70,31 @@ class RequestHead:
         self.upgrade = upgrade  # Connection: upgrade with an Upgrade header
         self.expect_continue = expect_continue  # Expect: 100-continue
 
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self._headers is None:
+            self._headers = self._split(self._raw, self._start)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._headers = value
+
 
 class ResponseHead:
-    __slots__ = ("status", "headers", "keep_alive", "chunked", "content_length", "version")
+    __slots__ = (
+        "status",
+        "_headers",
+        "keep_alive",
+        "chunked",
+        "content_length",
+        "version",
+        "block",
+        "has_date",
+        "_raw",
+        "_start",
+        "_split",
+    )
 
     def __init__(
         self,
@@ -68,8 +106,31 @@ class ResponseHead:
         version: bytes,
     ) -> None:
         self.status = status
-        self.headers = headers  # names lower-cased, in order
+        self._headers = headers
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.content_length = content_length  # -1 when none (chunked or close-delimited)
         self.version = version
+        # The header lines as the proxy forwards them ("name: value\r\n",
+        # names lower-cased, minus the names the parser was told to skip),
+        # when the codec renders them while it splits the head (the compiled
+        # one does); None otherwise.  `has_date`: a Date header was among them.
+        self.block = None
+        self.has_date = False
+        # The compiled codec leaves the list to be split from the validated
+        # head bytes on first use (`_split(_raw, _start)`): most responses
+        # never need it.
+        self._raw = None
+        self._start = 0
+        self._split = None
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Every header in order, names lower-cased, values OWS-trimmed."""
+        if self._headers is None:
+            self._headers = self._split(self._raw, self._start)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._headers = value

@@ -12,7 +12,10 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
-from libc.string cimport memcmp, memcpy
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memchr, memcmp, memcpy
+
+from fastproxy.codec.messages cimport RequestHead
 
 from fastproxy.pipeline._heads_py import (
     CONNECTION,
@@ -101,6 +104,142 @@ cdef tuple _classify(list headers, bint gateway, unsigned char* keep):
                 continue
         keep[i] = 1
     return flags, xff, conn, upgrade
+
+
+# HEADER_ACTION as an open-addressing table over the lower-cased name bytes,
+# so a head whose list was never split is classified without a name object.
+cdef enum:
+    _SLOTS = 128  # a power of two, several times HEADER_ACTION's size
+cdef const char* _SLOT_NAME[_SLOTS]
+cdef Py_ssize_t _SLOT_LEN[_SLOTS]
+cdef long _SLOT_ACTION[_SLOTS]
+cdef list _SLOT_KEEP = []  # keeps the names the table points into alive
+
+
+cdef inline unsigned int _hash(const char* low, Py_ssize_t n):
+    return (<unsigned int>n * 31u + <unsigned char>low[0] * 7u + <unsigned char>low[n - 1] * 3u
+            + <unsigned char>low[n >> 1]) & (_SLOTS - 1)
+
+
+cdef void _fill_slots():
+    cdef unsigned int k
+    cdef bytes name
+    for k in range(_SLOTS):
+        _SLOT_LEN[k] = 0
+    for name, action in HEADER_ACTION.items():
+        _SLOT_KEEP.append(name)
+        k = _hash(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+        while _SLOT_LEN[k]:
+            k = (k + 1) & (_SLOTS - 1)
+        _SLOT_NAME[k] = PyBytes_AS_STRING(name)
+        _SLOT_LEN[k] = PyBytes_GET_SIZE(name)
+        _SLOT_ACTION[k] = action
+
+
+_fill_slots()
+
+
+cdef inline long _action_of(const char* low, Py_ssize_t n):
+    """HEADER_ACTION's value for a lower-cased name; 0 when it has none."""
+    cdef unsigned int k
+    if n == 0:
+        return 0
+    k = _hash(low, n)
+    while _SLOT_LEN[k]:
+        if _SLOT_LEN[k] == n and memcmp(_SLOT_NAME[k], low, n) == 0:
+            return _SLOT_ACTION[k]
+        k = (k + 1) & (_SLOTS - 1)
+    return 0
+
+
+cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
+    """request_block over the header lines of a validated head (from `start`),
+    rendered straight from its bytes: the same rules as _classify, no list."""
+    cdef const char* p = PyBytes_AS_STRING(head)
+    cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = start, e, colon, vs, ve, n, i, o = 0
+    cdef const char* q
+    cdef char stack[4096]
+    cdef char* buf = stack
+    cdef char* nm
+    cdef char x
+    cdef long flags = 0, action
+    cdef bint keep
+    xff = conn = upgrade = None
+    if pos >= stop:
+        return b"", 0, None, None, None
+    # A kept line grows by at most one byte (the space after the colon), the
+    # last one by three (its CRLF lies outside [pos, stop)).
+    if 2 * (stop - pos) + 8 > 4096:
+        buf = <char*>PyMem_Malloc(2 * (stop - pos) + 8)
+        if buf == NULL:
+            raise MemoryError()
+    try:
+        while True:
+            q = <const char*>memchr(p + pos, 13, stop - pos)
+            e = stop if q == NULL else q - p
+            q = <const char*>memchr(p + pos, 58, e - pos)
+            colon = e if q == NULL else q - p
+            n = colon - pos
+            nm = buf + o  # the name is lower-cased in place; kept if the line is
+            for i in range(n):
+                x = p[pos + i]
+                nm[i] = x + 32 if 65 <= x <= 90 else x
+            vs = colon + 1
+            ve = e
+            while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                vs += 1
+            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                ve -= 1
+            keep = True
+            action = _action_of(nm, n)
+            if action == 0:
+                if gateway and n >= 8 and memcmp(nm, b"x-envoy-", 8) == 0:
+                    keep = False
+            elif action == _SKIP:
+                keep = False
+            elif action == _CONNECTION:
+                value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                conn = value if conn is None else conn + b"," + value
+                keep = False
+            elif action == _XFP:
+                if gateway:
+                    keep = False
+                else:
+                    flags |= _HAS_XFP
+            elif action == _REQUEST_ID:
+                flags |= _HAS_REQUEST_ID
+            elif action == _XFF:
+                if gateway:
+                    value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                    xff = value if xff is None else xff + b"," + value
+                    keep = False
+            else:  # upgrade
+                upgrade = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                keep = False
+            if keep:
+                o += n
+                buf[o] = 58  # ":"
+                buf[o + 1] = 32
+                o += 2
+                memcpy(buf + o, p + vs, ve - vs)
+                o += ve - vs
+                buf[o] = 13
+                buf[o + 1] = 10
+                o += 2
+            if e >= stop:
+                break
+            pos = e + 2
+        block = PyBytes_FromStringAndSize(buf, o)
+    finally:
+        if buf != stack:
+            PyMem_Free(buf)
+    return block, flags, xff, conn, upgrade
+
+
+def request_block_of(RequestHead head not None, bint gateway):
+    if head._headers is None and head._raw is not None:
+        return _request_block_raw(head._raw, head._start, gateway)
+    return request_block(head.headers, gateway)
 
 
 def request_block(list headers, bint gateway):

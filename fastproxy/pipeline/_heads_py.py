@@ -5,6 +5,7 @@ API and behaviour are documented in fastproxy/pipeline/heads.py.
 
 from __future__ import annotations
 
+from fastproxy.codec.messages import RequestHead
 from fastproxy.pipeline.headers import RESPONSE_SKIP
 
 # How each client request header is treated on the way upstream.
@@ -76,6 +77,10 @@ def request_kept(
             continue
         kept.append(h)
     return kept, flags, xff, conn, upgrade
+
+
+def request_block_of(head: RequestHead, gateway: bool) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:
+    return request_block(head.headers, gateway)
 
 
 def request_block(

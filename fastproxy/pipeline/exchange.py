@@ -18,7 +18,7 @@ from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
 from fastproxy.pipeline.heads import (
     HAS_REQUEST_ID,
     HAS_XFP,
-    request_block,
+    request_block_of,
     request_id,
     request_kept,
     response_block,
@@ -46,6 +46,7 @@ REPLAY_LIMIT = 1 << 20
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_NAMES: frozenset[bytes] = frozenset()
+_NO_HEADERS: tuple[tuple[bytes, bytes], ...] = ()
 # gRPC status names (google.rpc.Code) as Istio's grpcStatus takes them.
 _GRPC_CODES = {
     name: i
@@ -464,7 +465,9 @@ class Exchange:
         if path.find(b"/.") >= 0:
             path = normalize_path(path)
         self.path = path
-        idx = vh.matcher.match(head.method, path, authority, b"http", head.headers, match_port)
+        # The header list is split from the head only for a vhost that matches on headers.
+        headers = head.headers if vh.match_headers else _NO_HEADERS
+        idx = vh.matcher.match(head.method, path, authority, b"http", headers, match_port)
         if idx < 0:
             self.local(404, flags="NR")
             return
@@ -599,7 +602,7 @@ class Exchange:
             headers, flags, xff, conn, upgrade = request_kept(head.headers, gateway)
             block = None
         else:
-            block, flags, xff, conn, upgrade = request_block(head.headers, gateway)
+            block, flags, xff, conn, upgrade = request_block_of(head, gateway)
             headers = None
         nominated = _nominated(conn, None) if conn is not None else None
         if nominated and headers is None:
@@ -859,7 +862,12 @@ class Exchange:
             # The upstream's headers go to the client as one block, minus the
             # names the ops remove or set; the ops then run on what follows it,
             # which is usually rendered already (Destination.response_tail).
-            block, has_date = response_block(head.headers, dest.response_drop)
+            # The compiled codec hands over the block itself (ResponseHead.block).
+            block = head.block
+            if block is not None and not dest.response_drop:
+                has_date = head.has_date
+            else:
+                block, has_date = response_block(head.headers, dest.response_drop)
             out.append(block)
             tail = dest.response_tail
             if tail is not None and self.extra_response is None:

@@ -10,6 +10,9 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
         sent one that is kept.  `xff`: on a gateway, the client's
         X-Forwarded-For values joined with ","; `connection`: all Connection
         values joined with ","; `upgrade`: the last Upgrade value (None when absent).
+    request_block_of(head, gateway)
+        request_block of a RequestHead's headers; the compiled module renders
+        it from the head's bytes when the codec has not split the list.
     request_kept(headers, gateway) -> (kept, flags, xff, connection, upgrade)
         the same, with the kept headers as a list of (name, value) pairs, for
         header operations that work on the list.
@@ -31,7 +34,13 @@ IMPLEMENTATION = "python"
 
 if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
     try:
-        from fastproxy.pipeline._heads import request_block, request_id, request_kept, response_block
+        from fastproxy.pipeline._heads import (
+            request_block,
+            request_block_of,
+            request_id,
+            request_kept,
+            response_block,
+        )
 
         IMPLEMENTATION = "cython"
     except ImportError:
@@ -41,6 +50,7 @@ if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
 if IMPLEMENTATION == "python":
     from fastproxy.pipeline._heads_py import (  # noqa: F811
         request_block,
+        request_block_of,
         request_id,
         request_kept,
         response_block,
@@ -52,6 +62,7 @@ __all__ = [
     "HEADER_ACTION",
     "IMPLEMENTATION",
     "request_block",
+    "request_block_of",
     "request_id",
     "request_kept",
     "response_block",

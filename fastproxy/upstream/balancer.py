@@ -17,6 +17,7 @@ import random
 import zlib
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable
 from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import Any
 
@@ -246,12 +247,14 @@ class ClusterState:
 class UpstreamManager:
     """All endpoint pools of one worker, keyed by (address, port)."""
 
-    __slots__ = ("loop", "pools", "parser_cls", "idle_timeout", "_sweeper")
+    __slots__ = ("loop", "pools", "new_parser", "idle_timeout", "_sweeper")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, parser_cls: type, idle_timeout: float = 60.0) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, new_parser: Callable[..., Any], idle_timeout: float = 60.0
+    ) -> None:
         self.loop = loop
         self.pools: dict[tuple[str, int], Pool] = {}
-        self.parser_cls = parser_cls
+        self.new_parser = new_parser
         self.idle_timeout = idle_timeout
         self._sweeper: Any = None
 
@@ -259,7 +262,7 @@ class UpstreamManager:
         key = (address, port)
         pool = self.pools.get(key)
         if pool is None:
-            pool = Pool(self.loop, address, port, self.parser_cls)
+            pool = Pool(self.loop, address, port, self.new_parser)
             pool.idle_timeout = self.idle_timeout
             self.pools[key] = pool
         return pool

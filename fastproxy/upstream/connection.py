@@ -7,6 +7,7 @@ backpressure on this socket pauses reading from the client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastproxy.codec import ProtocolError
@@ -62,10 +63,10 @@ class UpstreamConnection:
         "eof",
     )
 
-    def __init__(self, pool: Pool, parser_cls: type) -> None:
+    def __init__(self, pool: Pool, new_parser: Callable[..., Any]) -> None:
         self.pool = pool
         self.transport: Any = None
-        self.parser = parser_cls(self)
+        self.parser = new_parser(self)
         # The ResponseSink reading from this connection, if any.
         self.attempt: ResponseSink | None = None
         self.generation = pool.generation

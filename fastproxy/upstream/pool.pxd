@@ -7,7 +7,7 @@ from fastproxy.upstream.connection cimport UpstreamConnection
 
 cdef class Pool:
     cdef public list idle
-    cdef public object address, loop, parser_cls
+    cdef public object address, loop, new_parser
     cdef public long port, busy, connecting, generation
     cdef public double idle_timeout
     cdef public bint closed

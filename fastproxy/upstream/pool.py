@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from collections.abc import Callable
 from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import Any
 
@@ -49,12 +50,14 @@ class Pool:
         "connecting",
         "generation",
         "loop",
-        "parser_cls",
+        "new_parser",
         "idle_timeout",
         "closed",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, address: str, port: int, parser_cls: type) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, address: str, port: int, new_parser: Callable[..., Any]
+    ) -> None:
         self.loop = loop
         self.address = address
         self.port = port
@@ -62,7 +65,7 @@ class Pool:
         self.busy = 0  # connections handed out and not yet back
         self.connecting = 0
         self.generation = 0
-        self.parser_cls = parser_cls
+        self.new_parser = new_parser
         self.idle_timeout = 60.0
         self.closed = False
 
@@ -101,7 +104,7 @@ class Pool:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await self.loop.create_connection(
-                    lambda: UpstreamConnection(self, self.parser_cls), self.address, self.port
+                    lambda: UpstreamConnection(self, self.new_parser), self.address, self.port
                 )
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):

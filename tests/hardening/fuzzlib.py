@@ -14,6 +14,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from fastproxy.codec import ProtocolError
+from fastproxy.codec.messages import REQUEST_FIELDS
 
 SCALE = max(1, int(os.environ.get("FASTPROXY_FUZZ_SCALE", "1")))
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -94,7 +95,7 @@ class Sink:
         assert not self.open
         check_head(head)
         self.open = True
-        self.events.append(("head", tuple(getattr(head, k) for k in head.__slots__)))
+        self.events.append(("head", tuple(getattr(head, k) for k in REQUEST_FIELDS)))
 
     def on_request_body(self, data: bytes) -> None:
         assert self.open
