@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Sequence
 
 from fastproxy import table
+from fastproxy.codec.messages import RequestHead
 
 class RouteMatcher:
     def __init__(self, specs: Sequence[table.MatchSpec]) -> None: ...
@@ -12,7 +13,7 @@ class RouteMatcher:
         path: bytes,
         authority: bytes,
         scheme: bytes,
-        headers: list[tuple[bytes, bytes]] | Iterable[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]] | Iterable[tuple[bytes, bytes]] | RequestHead,
         port: int,
     ) -> int: ...
 

@@ -172,9 +172,17 @@ cdef object _header_value(list headers, bytes name):
     return first
 
 
+cdef object _value_of(object headers, bytes name):
+    """The value of header `name`: from a header list, or by a RequestHead's
+    bound header_value."""
+    if type(headers) is list:
+        return _header_value(<list>headers, name)
+    return headers(name)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef int _headers_match(_Spec s, list vals, list headers) except -1:
+cdef int _headers_match(_Spec s, list vals, object headers) except -1:
     cdef Py_ssize_t i
     cdef _Cond c
     cdef object v
@@ -182,7 +190,7 @@ cdef int _headers_match(_Spec s, list vals, list headers) except -1:
         c = <_Cond>PyTuple_GET_ITEM(s.headers, i)
         v = vals[c.slot]
         if v is _UNSET:
-            v = _header_value(headers, c.name)
+            v = _value_of(headers, c.name)
             vals[c.slot] = v
         # An absent header fails every kind, presence included.
         if v is None or not _str_match(c.sm, <bytes>v):
@@ -191,7 +199,7 @@ cdef int _headers_match(_Spec s, list vals, list headers) except -1:
         c = <_Cond>PyTuple_GET_ITEM(s.without, i)
         v = vals[c.slot]
         if v is _UNSET:
-            v = _header_value(headers, c.name)
+            v = _value_of(headers, c.name)
             vals[c.slot] = v
         if c.sm.kind == K_PRESENT:
             if v is not None:
@@ -303,7 +311,7 @@ cdef class RouteMatcher:
         cdef const char* p = PyBytes_AS_STRING(path)
         cdef _Spec s
         cdef list vals = None
-        cdef list hlist = None
+        cdef object hsrc = None
         cdef Py_ssize_t qend = -1
         cdef char c
 
@@ -333,8 +341,14 @@ cdef class RouteMatcher:
             if s.has_headers:
                 if vals is None:
                     vals = self._new_slots(method, path, authority, scheme)
-                    hlist = headers if type(headers) is list else list(headers)
-                if not _headers_match(s, vals, hlist):
+                    if type(headers) is list:
+                        hsrc = headers
+                    else:
+                        # A RequestHead answers for each name; any other iterable of pairs is listed.
+                        hsrc = getattr(headers, "header_value", None)
+                        if hsrc is None:
+                            hsrc = list(headers)
+                if not _headers_match(s, vals, hsrc):
                     continue
             if s.has_query:
                 if qpos < 0:

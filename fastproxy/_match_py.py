@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fastproxy import table
+from fastproxy.codec.messages import RequestHead
 
 _EXACT = table.EXACT
 _PREFIX = table.PREFIX
@@ -155,6 +156,8 @@ class RouteMatcher:
                     continue
             if s.headers or s.without:
                 if hvals is None:
+                    if isinstance(headers, RequestHead):
+                        headers = headers.headers  # the twin reads the list
                     hvals = _header_values(self._names, headers)
                     hvals[b":method"] = method
                     hvals[b":path"] = path

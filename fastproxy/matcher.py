@@ -6,7 +6,9 @@ API (identical in fastproxy._match and fastproxy._match_py):
         .match(method, path, authority, scheme, headers, port) -> int
             index of the first spec whose conditions all hold, or -1.
             `path` is the request path with its query string; `headers` is the
-            request's list of (lower-case name, value) pairs.
+            request's list of (lower-case name, value) pairs, or its RequestHead
+            (the compiled matcher then reads only the values its conditions
+            need, from the head's bytes when the codec deferred the list).
     pick(cumulative: tuple[int, ...], rnd: int) -> int
             weighted choice: index i with probability w_i / total, for a
             uniformly random non-negative int `rnd`.

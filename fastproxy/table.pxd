@@ -143,7 +143,6 @@ cdef class VirtualHost:
     cdef readonly long port
     cdef readonly tuple entries
     cdef readonly object matcher
-    cdef readonly bint match_headers
 
 
 cdef class Listener:

@@ -332,8 +332,6 @@ class VirtualHost:
     entries: tuple[RouteEntry, ...]
     # RouteMatcher from fastproxy.matcher built over the entries' MatchSpecs.
     matcher: Any = None
-    # Some entry matches on request headers: the matcher needs the header list.
-    match_headers: bool = False
 
 
 @dataclass(frozen=True)

@@ -710,15 +710,63 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
 cdef _HeadFields _SCRATCH = _HeadFields()
 
 
-def split_lines(bytes head not None, Py_ssize_t start):
-    """The header list of a head this codec validated (lines from `start`):
-    what a head whose split was deferred gives when asked (messages.py)."""
-    cdef list out = []
-    _split_headers(head, start - 2, _SCRATCH, False, out)
-    return out
+cdef class HeadLines:
+    """What a head whose header list this codec deferred asks of its bytes
+    (messages.py): the whole list, or one header's value.  The lines of
+    `head` (which this codec validated) begin at `start`."""
+
+    def split(self, bytes head not None, Py_ssize_t start):
+        cdef list out = []
+        _split_headers(head, start - 2, _SCRATCH, False, out)
+        return out
+
+    def value(self, bytes head not None, Py_ssize_t start, bytes name not None):
+        """The value of header `name` (lower-case), repeats joined with ","; None when absent."""
+        cdef const char* p = PyBytes_AS_STRING(head)
+        cdef const char* nm = PyBytes_AS_STRING(name)
+        cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = start, e, i, vs, ve
+        cdef Py_ssize_t nlen = PyBytes_GET_SIZE(name)
+        cdef const char* q
+        cdef char x
+        cdef bytes first = None, value
+        cdef list parts = None
+        if pos >= stop:
+            return None
+        while True:
+            q = <const char*>memchr(p + pos, 13, stop - pos)
+            e = stop if q == NULL else q - p
+            # A name is a token, so it ends at the colon: same length, same
+            # bytes ignoring ASCII case.
+            if e - pos > nlen and p[pos + nlen] == 58:
+                i = 0
+                while i < nlen:
+                    x = p[pos + i]
+                    if (x + 32 if 65 <= x <= 90 else x) != nm[i]:
+                        break
+                    i += 1
+                if i == nlen:
+                    vs = pos + nlen + 1
+                    ve = e
+                    while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                        vs += 1
+                    while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                        ve -= 1
+                    value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                    if first is None:
+                        first = value
+                    elif parts is None:
+                        parts = [first, value]
+                    else:
+                        parts.append(value)
+            if e >= stop:
+                break
+            pos = e + 2
+        if parts is not None:
+            return b",".join(parts)
+        return first
 
 
-cdef object _SPLIT_LINES = split_lines
+cdef HeadLines _LINES = HeadLines()
 
 
 cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end, _HeadFields f,
@@ -745,7 +793,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
     r._headers = None
     r._raw = head
     r._start = pos
-    r._split = _SPLIT_LINES
+    r._lines = _LINES
     if pos >= stop:
         r.block = b""
         r.has_date = False
@@ -946,7 +994,7 @@ cdef class RequestParser(_Framer):
         h._headers = None
         h._raw = head
         h._start = line_end + 2
-        h._split = _SPLIT_LINES
+        h._lines = _LINES
         h.host = host
         h.keep_alive = keep_alive
         h.chunked = chunked

@@ -7,7 +7,7 @@ cdef class RequestHead:
     cdef list _headers
     cdef bytes _raw
     cdef Py_ssize_t _start
-    cdef object _split
+    cdef object _lines
 
 
 cdef class ResponseHead:
@@ -20,4 +20,4 @@ cdef class ResponseHead:
     cdef public bint has_date
     cdef bytes _raw
     cdef Py_ssize_t _start
-    cdef object _split
+    cdef object _lines

@@ -32,7 +32,7 @@ class RequestHead:
         "_headers",
         "_raw",
         "_start",
-        "_split",
+        "_lines",
     )
 
     def __init__(
@@ -58,11 +58,11 @@ class RequestHead:
         # Every header in order, names lower-cased, values as sent (OWS trimmed).
         # Hop-by-hop headers are still here; the pipeline drops them.  The
         # compiled codec defers the list: `headers` splits it from the head's
-        # bytes (`_raw` from `_start`, by `_split`) on first use.
+        # bytes (`_raw` from `_start`, by the codec's `_lines`) on first use.
         self._headers = headers
         self._raw = None
         self._start = 0
-        self._split = None
+        self._lines = None
         self.host = host  # the single Host header value, None when absent
         self.keep_alive = keep_alive  # connection may be reused after this request
         self.chunked = chunked  # request body uses chunked framing
@@ -73,12 +73,24 @@ class RequestHead:
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self._headers is None:
-            self._headers = self._split(self._raw, self._start)
+            self._headers = self._lines.split(self._raw, self._start)
         return self._headers
 
     @headers.setter
     def headers(self, value: list[tuple[bytes, bytes]]) -> None:
         self._headers = value
+
+    def header_value(self, name: bytes) -> bytes | None:
+        """The value of header `name` (lower-case), repeats joined with ","; None when absent.
+
+        Reads the head's bytes when the list is deferred: a route's header
+        condition costs no header list."""
+        if self._headers is None:
+            return self._lines.value(self._raw, self._start, name)
+        values = [v for n, v in self._headers if n == name]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else b",".join(values)
 
 
 class ResponseHead:
@@ -93,7 +105,7 @@ class ResponseHead:
         "has_date",
         "_raw",
         "_start",
-        "_split",
+        "_lines",
     )
 
     def __init__(
@@ -118,17 +130,16 @@ class ResponseHead:
         self.block = None
         self.has_date = False
         # The compiled codec leaves the list to be split from the validated
-        # head bytes on first use (`_split(_raw, _start)`): most responses
-        # never need it.
+        # head bytes on first use (by its `_lines`): most responses never need it.
         self._raw = None
         self._start = 0
-        self._split = None
+        self._lines = None
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Every header in order, names lower-cased, values OWS-trimmed."""
         if self._headers is None:
-            self._headers = self._split(self._raw, self._start)
+            self._headers = self._lines.split(self._raw, self._start)
         return self._headers
 
     @headers.setter

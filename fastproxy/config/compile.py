@@ -700,7 +700,6 @@ def _vhost(name: str, domains: tuple[str, ...], port: int, entries: list[table.R
         port=port,
         entries=tuple(entries),
         matcher=RouteMatcher(tuple(e.match for e in entries)),
-        match_headers=any(e.match.headers or e.match.without_headers for e in entries),
     )
 
 

@@ -46,7 +46,6 @@ REPLAY_LIMIT = 1 << 20
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_NAMES: frozenset[bytes] = frozenset()
-_NO_HEADERS: tuple[tuple[bytes, bytes], ...] = ()
 # gRPC status names (google.rpc.Code) as Istio's grpcStatus takes them.
 _GRPC_CODES = {
     name: i
@@ -465,9 +464,9 @@ class Exchange:
         if path.find(b"/.") >= 0:
             path = normalize_path(path)
         self.path = path
-        # The header list is split from the head only for a vhost that matches on headers.
-        headers = head.headers if vh.match_headers else _NO_HEADERS
-        idx = vh.matcher.match(head.method, path, authority, b"http", headers, match_port)
+        # The head, not its list: the compiled matcher reads the few header
+        # values its conditions need from the head's bytes.
+        idx = vh.matcher.match(head.method, path, authority, b"http", head, match_port)
         if idx < 0:
             self.local(404, flags="NR")
             return

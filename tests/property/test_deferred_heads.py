@@ -14,12 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import compiled_codec
 
+from fastproxy import _match_py
 from fastproxy.codec import reference
 from fastproxy.pipeline import _heads_py, heads
 from fastproxy.pipeline._heads_py import HEADER_ACTION
 from fastproxy.pipeline.headers import RESPONSE_SKIP
+from fastproxy.table import EXACT, PRESENT, MatchSpec, StringMatch
 
 compiled = compiled_codec()
+if compiled is not None:
+    from fastproxy import _match
 pytestmark = pytest.mark.skipif(compiled is None, reason="the compiled codec is not loaded")
 
 # Every name the blocks treat specially, in several spellings, plus ordinary ones.
@@ -118,3 +122,31 @@ def test_skipped_names_outside_the_shared_table_are_skipped_too() -> None:
         b"HTTP/1.1 204 No Content\r\nX-Internal-Only: 1\r\nServer: s\r\nX-Kept: 2\r\n\r\n"
     )
     assert sink.heads[0].block == b"x-kept: 2\r\n"
+
+
+def joined(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    values = [v for n, v in headers if n == name]
+    return b",".join(values) if values else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(header_lines(), st.lists(names(), min_size=1, max_size=4))
+def test_header_values_and_header_routes_from_the_head_bytes(lines: list[bytes], wanted: list[bytes]) -> None:
+    data = b"GET /p HTTP/1.1\r\nHost: h\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    oracle = parse_request(reference, data).headers
+    wanted = [w.lower() for w in wanted] + [n for n, _ in oracle[:2]]
+    head = parse_request(compiled, data)
+    for name in wanted:
+        assert head.header_value(name) == joined(oracle, name)
+    # A route per name, on its value; then one on presence: the compiled
+    # matcher reading the head picks the route the twin picks from the list.
+    specs = [MatchSpec(headers=((n, StringMatch(EXACT, joined(oracle, n) or b"-")),)) for n in wanted]
+    specs.append(MatchSpec(headers=((wanted[0], StringMatch(PRESENT)),)))
+    expected = _match_py.RouteMatcher(specs).match(b"GET", b"/p", b"h", b"http", oracle, 80)
+    fresh = parse_request(compiled, data)
+    assert _match.RouteMatcher(specs).match(b"GET", b"/p", b"h", b"http", fresh, 80) == expected
+    assert _match_py.RouteMatcher(specs).match(b"GET", b"/p", b"h", b"http", fresh, 80) == expected
+    # Once split, the head answers from its list, the same.
+    assert head.headers == oracle
+    for name in wanted:
+        assert head.header_value(name) == joined(oracle, name)
