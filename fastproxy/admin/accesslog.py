@@ -69,12 +69,12 @@ def format_line(ex: Exchange, wall_offset: float, now: float) -> str:
     else:
         details = _DETAILS.get(first, "-")
     request_id = _header(headers, b"x-request-id")
-    if request_id == "-" and ex.up_prefix:
+    if request_id == "-" and ex.up_head:
         # The proxy generated one: it is in the head sent upstream.
-        i = ex.up_prefix.find(b"\r\nx-request-id: ")
+        i = ex.up_head.find(b"\r\nx-request-id: ")
         if i >= 0:
-            end = ex.up_prefix.find(b"\r\n", i + 2)
-            request_id = ex.up_prefix[i + 16 : end].decode("latin-1")
+            end = ex.up_head.find(b"\r\n", i + 2)
+            request_id = ex.up_head[i + 16 : end].decode("latin-1")
     cl = head.content_length
     received = cl if cl > 0 else ex.body_size
     ep = ex.endpoint

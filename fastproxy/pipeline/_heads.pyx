@@ -17,8 +17,16 @@ from libc.string cimport memchr, memcmp, memcpy
 
 from fastproxy.codec.messages cimport RequestHead
 
+from fastproxy._twins import is_compiled
+from fastproxy.codec import messages as _messages
+
+if not is_compiled(_messages):
+    # request_block_of reads the compiled heads' C fields (codec.select() pairs them the same way).
+    raise ImportError("fastproxy.codec.messages runs as its pure twin")
+
 from fastproxy.pipeline._heads_py import (
     CONNECTION,
+    FIRST_ATTEMPT,
     HAS_REQUEST_ID,
     HAS_XFP,
     HEADER_ACTION,
@@ -234,6 +242,90 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
         if buf != stack:
             PyMem_Free(buf)
     return block, flags, xff, conn, upgrade
+
+
+cdef bytes _HTTP11_HOST = b" HTTP/1.1\r\nhost: "
+cdef bytes _FIRST_ATTEMPT = FIRST_ATTEMPT
+
+
+def upstream_head(bytes method not None, bytes path not None, bytes authority not None, bytes block not None,
+                  list extra not None, bytes framing not None):
+    """The head for an upstream's first attempt, in one allocation."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(extra), total
+    cdef object h
+    cdef bytes name, value, out
+    cdef char* o
+    total = (PyBytes_GET_SIZE(method) + 1 + PyBytes_GET_SIZE(path) + PyBytes_GET_SIZE(_HTTP11_HOST)
+             + PyBytes_GET_SIZE(authority) + 2 + PyBytes_GET_SIZE(block) + PyBytes_GET_SIZE(framing)
+             + PyBytes_GET_SIZE(_FIRST_ATTEMPT))
+    for i in range(n):
+        h = <object>PyList_GET_ITEM(extra, i)
+        total += PyBytes_GET_SIZE(<bytes>h[0]) + PyBytes_GET_SIZE(<bytes>h[1]) + 4
+    out = PyBytes_FromStringAndSize(NULL, total)
+    o = PyBytes_AS_STRING(out)
+    o = _put(o, method)
+    o[0] = 32
+    o = _put(o + 1, path)
+    o = _put(o, _HTTP11_HOST)
+    o = _put(o, authority)
+    o[0] = 13
+    o[1] = 10
+    o = _put(o + 2, block)
+    for i in range(n):
+        h = <object>PyList_GET_ITEM(extra, i)
+        name = <bytes>h[0]
+        value = <bytes>h[1]
+        o = _put(o, name)
+        o[0] = 58  # ":"
+        o[1] = 32
+        o = _put(o + 2, value)
+        o[0] = 13
+        o[1] = 10
+        o += 2
+    o = _put(o, framing)
+    _put(o, _FIRST_ATTEMPT)
+    return out
+
+
+def response_head(bytes status_line not None, bytes block not None, service, tail, date, bytes server not None,
+                  framing, connection):
+    """The pieces of a response head (None: absent) and the blank line, in one allocation."""
+    cdef Py_ssize_t total = PyBytes_GET_SIZE(status_line) + PyBytes_GET_SIZE(block) + PyBytes_GET_SIZE(server) + 2
+    cdef bytes out
+    cdef char* o
+    if service is not None:
+        total += PyBytes_GET_SIZE(<bytes?>service)
+    if tail is not None:
+        total += PyBytes_GET_SIZE(<bytes?>tail)
+    if date is not None:
+        total += PyBytes_GET_SIZE(<bytes?>date)
+    if framing is not None:
+        total += PyBytes_GET_SIZE(<bytes?>framing)
+    if connection is not None:
+        total += PyBytes_GET_SIZE(<bytes?>connection)
+    out = PyBytes_FromStringAndSize(NULL, total)
+    o = _put(PyBytes_AS_STRING(out), status_line)
+    o = _put(o, block)
+    if service is not None:
+        o = _put(o, <bytes>service)
+    if tail is not None:
+        o = _put(o, <bytes>tail)
+    if date is not None:
+        o = _put(o, <bytes>date)
+    o = _put(o, server)
+    if framing is not None:
+        o = _put(o, <bytes>framing)
+    if connection is not None:
+        o = _put(o, <bytes>connection)
+    o[0] = 13
+    o[1] = 10
+    return out
+
+
+cdef inline char* _put(char* o, bytes b):
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(o, PyBytes_AS_STRING(b), n)
+    return o + n
 
 
 def request_block_of(RequestHead head not None, bint gateway):

@@ -79,6 +79,34 @@ def request_kept(
     return kept, flags, xff, conn, upgrade
 
 
+# Every upstream head ends with its attempt's count; a first attempt's is this.
+FIRST_ATTEMPT = b"x-envoy-attempt-count: 1\r\n\r\n"
+
+
+def upstream_head(
+    method: bytes, path: bytes, authority: bytes, block: bytes, extra: list[tuple[bytes, bytes]], framing: bytes
+) -> bytes:
+    out = [method, b" ", path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n", block]
+    for name, value in extra:
+        out += (name, b": ", value, b"\r\n")
+    out += (framing, FIRST_ATTEMPT)
+    return b"".join(out)
+
+
+def response_head(
+    status_line: bytes,
+    block: bytes,
+    service: bytes | None,
+    tail: bytes | None,
+    date: bytes | None,
+    server: bytes,
+    framing: bytes | None,
+    connection: bytes | None,
+) -> bytes:
+    pieces = (status_line, block, service, tail, date, server, framing, connection, b"\r\n")
+    return b"".join(p for p in pieces if p is not None)
+
+
 def request_block_of(head: RequestHead, gateway: bool) -> tuple[bytes, int, bytes | None, bytes | None, bytes | None]:
     return request_block(head.headers, gateway)
 

@@ -39,7 +39,7 @@ cdef class Exchange:
     cdef public Route route
     cdef public Destination dest
     cdef public Endpoint endpoint
-    cdef public object loop, up_prefix, body_buf
+    cdef public object loop, up_head, body_buf
     cdef public Attempt attempt
     cdef public object route_timer, backoff_timer, delay_timer, tunnel_rest, flags, authority, path, out
     cdef public object hash_key, extra_response

@@ -16,12 +16,15 @@ from fastproxy.matcher import pick
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.headers import RESPONSE_SKIP, apply_ops, render
 from fastproxy.pipeline.heads import (
+    FIRST_ATTEMPT,
     HAS_REQUEST_ID,
     HAS_XFP,
     request_block_of,
     request_id,
     request_kept,
     response_block,
+    response_head,
+    upstream_head,
 )
 from fastproxy.pipeline.mirror import send_mirrors
 from fastproxy.pipeline.replies import DATE, content_length_line, status_line
@@ -178,16 +181,19 @@ class Attempt(ResponseSink):
         if head.method == b"HEAD":
             conn.parser.expect_no_body()
         number = self.number
-        count = _ATTEMPT_COUNT[number] if number < 8 else b"x-envoy-attempt-count: %d\r\n\r\n" % number
+        up = ex.up_head  # built for a first attempt
+        if number != 1:
+            count = _ATTEMPT_COUNT[number] if number < 8 else b"x-envoy-attempt-count: %d\r\n\r\n" % number
+            up = up[: len(up) - len(FIRST_ATTEMPT)] + count
         chunks = ex.body_buf
         if not chunks and not ex.chunked_up:
             # The common request: a head alone.
             if ex.request_complete:
                 self.arm_per_try_timer()
-            conn.transport.write(ex.up_prefix + count)
+            conn.transport.write(up)
             self._after_write(conn)
             return
-        out = [ex.up_prefix, count]
+        out = [up]
         if chunks:
             if ex.chunked_up:
                 for chunk in chunks:
@@ -331,7 +337,7 @@ class Exchange:
         "route",
         "dest",
         "cs",
-        "up_prefix",
+        "up_head",
         "chunked_up",
         "chunked_down",
         "body_buf",
@@ -378,7 +384,7 @@ class Exchange:
         self.route: table.Route | None = None
         self.dest: table.Destination | None = None
         self.cs: ClusterState = None  # type: ignore[assignment]
-        self.up_prefix = b""
+        self.up_head = b""
         self.chunked_up = self.head.chunked
         self.chunked_down = False
         self.body_buf: list[bytes] | None = []
@@ -620,22 +626,21 @@ class Exchange:
             extra.append((b"x-request-id", request_id(self.state.id_rng.getrandbits(128))))
         if up_path is not path:
             extra.append((b"x-envoy-original-path", head.path))
-        out = [head.method, b" ", up_path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
+        if self.chunked_up:
+            framing = b"transfer-encoding: chunked\r\n"
+        elif head.content_length >= 0:
+            framing = content_length_line(head.content_length)
+        else:
+            framing = b""
         if headers is not None:
             headers += extra
             if nominated:
                 headers = [h for h in headers if h[0] not in nominated]
             if ops:
                 headers = apply_ops(headers, ops)
-            render(headers, out)
+            self.up_head = upstream_head(head.method, up_path, authority, b"", headers, framing)
         else:
-            out.append(block)
-            render(extra, out)
-        if self.chunked_up:
-            out.append(b"transfer-encoding: chunked\r\n")
-        elif head.content_length >= 0:
-            out.append(content_length_line(head.content_length))
-        self.up_prefix = b"".join(out)
+            self.up_head = upstream_head(head.method, up_path, authority, block, extra, framing)
 
     def on_body(self, data: bytes) -> None:
         if self.done:
@@ -683,7 +688,7 @@ class Exchange:
         chunks = self.body_buf
         if chunks is None:
             return  # the body outgrew the replay buffer: Envoy does not mirror it either
-        out = [self.up_prefix, b"x-envoy-attempt-count: 1\r\n\r\n"]
+        out = [self.up_head]  # a mirror is a first attempt
         if self.chunked_up:
             for chunk in chunks:
                 out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -841,12 +846,13 @@ class Exchange:
         dest = self.dest
         assert dest is not None
         ops = dest.response_ops
-        out = [status_line(status)]
         if self.request_complete:
             self.service_time = int((self.state.now() - self.complete_time) * 1000)
         headers: list[tuple[bytes, bytes]] | None = []
+        service = tail = None
         if upgrade:
             # The connection / upgrade pair a 101 keeps: the header list.
+            block = b""
             has_date = False
             for h in head.headers:
                 name = h[0]
@@ -867,14 +873,11 @@ class Exchange:
                 has_date = head.has_date
             else:
                 block, has_date = response_block(head.headers, dest.response_drop)
-            out.append(block)
             tail = dest.response_tail
             if tail is not None and self.extra_response is None:
                 if self.request_complete:
                     st = self.service_time
-                    out.append(_SERVICE_TIME[st] if 0 <= st < 256 else b"x-envoy-upstream-service-time: %d\r\n" % st)
-                if tail:
-                    out.append(tail)
+                    service = _SERVICE_TIME[st] if 0 <= st < 256 else b"x-envoy-upstream-service-time: %d\r\n" % st
                 headers = None
         if headers is not None:
             if self.request_complete:
@@ -883,18 +886,18 @@ class Exchange:
                 headers += self.extra_response
             if ops:
                 headers = apply_ops(headers, ops)
-            render(headers, out)
-        if not has_date:
-            out.append(DATE.line())
-        out.append(self.ds.server_line)
+            lines: list[bytes] = []
+            render(headers, lines)
+            tail = b"".join(lines)
         cl = head.content_length
+        framing = connection = None
         if no_body:
             if cl >= 0 and status != 204 and status >= 200:
-                out.append(content_length_line(cl))
+                framing = content_length_line(cl)
         elif cl >= 0:
-            out.append(content_length_line(cl))
+            framing = content_length_line(cl)
         elif req.version == b"1.1":
-            out.append(b"transfer-encoding: chunked\r\n")
+            framing = b"transfer-encoding: chunked\r\n"
             self.chunked_down = True
         else:
             self.close_after = True
@@ -903,16 +906,25 @@ class Exchange:
             self.close_after = True
         if not upgrade:
             if self.close_after:
-                out.append(b"connection: close\r\n")
+                connection = b"connection: close\r\n"
             elif req.version == b"1.0":
-                out.append(b"connection: keep-alive\r\n")
-        out.append(b"\r\n")
+                connection = b"connection: keep-alive\r\n"
+        data = response_head(
+            status_line(status),
+            block,
+            service,
+            tail,
+            None if has_date else DATE.line(),
+            self.ds.server_line,
+            framing,
+            connection,
+        )
         if upgrade:
-            self.ds.transport.write(b"".join(out))
+            self.ds.transport.write(data)
         else:
             # Held until the end of this upstream read, so that a head and the
             # body that came with it leave in one write (one wakeup of the client).
-            self.out = out
+            self.out = [data]
 
     def response_complete(self) -> None:
         if self.done:

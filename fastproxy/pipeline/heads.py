@@ -16,6 +16,15 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
     request_kept(headers, gateway) -> (kept, flags, xff, connection, upgrade)
         the same, with the kept headers as a list of (name, value) pairs, for
         header operations that work on the list.
+    upstream_head(method, path, authority, block, extra, framing) -> bytes
+        the head of an upstream request's first attempt, in one bytes object:
+        `method path HTTP/1.1`, `host: authority`, `block`, the (name, value)
+        pairs of `extra` as lines, `framing` (the content-length or
+        transfer-encoding line, or b""), then FIRST_ATTEMPT
+        (x-envoy-attempt-count: 1 and the blank line).
+    response_head(status_line, block, service, tail, date, server, framing, connection) -> bytes
+        a response head from its pieces in that order (None: absent) and the
+        blank line, in one bytes object.
     response_block(headers, drop) -> (block, has_date)
         the upstream response headers the client gets as they are (hop-by-hop,
         content-length, server and the names in the frozenset `drop` left out),
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 import os
 
-from fastproxy.pipeline._heads_py import HAS_REQUEST_ID, HAS_XFP, HEADER_ACTION
+from fastproxy.pipeline._heads_py import FIRST_ATTEMPT, HAS_REQUEST_ID, HAS_XFP, HEADER_ACTION
 
 IMPLEMENTATION = "python"
 
@@ -40,6 +49,8 @@ if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
             request_id,
             request_kept,
             response_block,
+            response_head,
+            upstream_head,
         )
 
         IMPLEMENTATION = "cython"
@@ -54,9 +65,12 @@ if IMPLEMENTATION == "python":
         request_id,
         request_kept,
         response_block,
+        response_head,
+        upstream_head,
     )
 
 __all__ = [
+    "FIRST_ATTEMPT",
     "HAS_REQUEST_ID",
     "HAS_XFP",
     "HEADER_ACTION",
@@ -66,4 +80,6 @@ __all__ = [
     "request_id",
     "request_kept",
     "response_block",
+    "response_head",
+    "upstream_head",
 ]
