@@ -1,5 +1,7 @@
 # Types for compiling server.py with Cython (pure-Python mode); server.py stays its own pure twin.
 
+from fastproxy._clock cimport monotonic as _c_monotonic
+
 cdef class ProxyState:
     cdef public object loop, limits, request_parser, upstream, rng, fault_rng, id_rng, counters
     cdef public object stats, record, access_log, config, _sweeper

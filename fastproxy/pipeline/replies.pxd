@@ -1,5 +1,7 @@
 # Types for compiling replies.py with Cython (pure-Python mode); replies.py stays its own pure twin.
 
+from fastproxy._clock cimport wall_second as _c_wall_second
+
 cdef dict _REASONS, _STATUS_LINES
 cdef tuple _CONTENT_LENGTH
 

@@ -13,6 +13,13 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
+try:  # a build dependency only: absent, this module runs as its pure twin
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:
+    _COMPILED = False
+
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
 
@@ -44,7 +51,10 @@ class DateHeader:
         self._line = b""
 
     def line(self) -> bytes:
-        now = int(time.time())
+        if _COMPILED:
+            now = _c_wall_second()  # noqa: F821 (fastproxy/_clock.pxd, cimported by replies.pxd)
+        else:
+            now = int(time.time())
         if now != self._second:
             self._second = now
             self._line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
