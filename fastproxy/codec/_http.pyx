@@ -712,19 +712,24 @@ cdef _HeadFields _SCRATCH = _HeadFields()
 
 cdef class HeadLines:
     """What a head whose header list this codec deferred asks of its bytes
-    (messages.py): the whole list, or one header's value.  The lines of
-    `head` (which this codec validated) begin at `start`."""
+    (messages.py): the whole list, or one header's value.  The head is passed
+    whole: its bytes (which this codec validated) and where its lines begin
+    are C fields, read without boxing."""
 
-    def split(self, bytes head not None, Py_ssize_t start):
+    def split(self, head not None):
         cdef list out = []
-        _split_headers(head, start - 2, _SCRATCH, False, out)
+        if type(head) is RequestHead:
+            _split_headers((<RequestHead>head)._raw, (<RequestHead>head)._start - 2, _SCRATCH, False, out)
+        else:
+            _split_headers((<ResponseHead?>head)._raw, (<ResponseHead>head)._start - 2, _SCRATCH, False, out)
         return out
 
-    def value(self, bytes head not None, Py_ssize_t start, bytes name not None):
+    def value(self, RequestHead rh not None, bytes name not None):
         """The value of header `name` (lower-case), repeats joined with ","; None when absent."""
+        cdef bytes head = rh._raw
         cdef const char* p = PyBytes_AS_STRING(head)
         cdef const char* nm = PyBytes_AS_STRING(name)
-        cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = start, e, i, vs, ve
+        cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = rh._start, e, i, vs, ve
         cdef Py_ssize_t nlen = PyBytes_GET_SIZE(name)
         cdef const char* q
         cdef char x

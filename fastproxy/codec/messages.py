@@ -73,7 +73,7 @@ class RequestHead:
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self._headers is None:
-            self._headers = self._lines.split(self._raw, self._start)
+            self._headers = self._lines.split(self)
         return self._headers
 
     @headers.setter
@@ -86,7 +86,7 @@ class RequestHead:
         Reads the head's bytes when the list is deferred: a route's header
         condition costs no header list."""
         if self._headers is None:
-            return self._lines.value(self._raw, self._start, name)
+            return self._lines.value(self, name)
         values = [v for n, v in self._headers if n == name]
         if not values:
             return None
@@ -139,7 +139,7 @@ class ResponseHead:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Every header in order, names lower-cased, values OWS-trimmed."""
         if self._headers is None:
-            self._headers = self._lines.split(self._raw, self._start)
+            self._headers = self._lines.split(self)
         return self._headers
 
     @headers.setter

@@ -15,7 +15,6 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memchr, memcmp, memcpy
 
-from fastproxy.codec.messages cimport RequestHead
 
 from fastproxy._twins import is_compiled
 from fastproxy.codec import messages as _messages
@@ -248,9 +247,10 @@ cdef bytes _HTTP11_HOST = b" HTTP/1.1\r\nhost: "
 cdef bytes _FIRST_ATTEMPT = FIRST_ATTEMPT
 
 
-def upstream_head(bytes method not None, bytes path not None, bytes authority not None, bytes block not None,
-                  list extra not None, bytes framing not None):
+cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing):
     """The head for an upstream's first attempt, in one allocation."""
+    if method is None or path is None or authority is None or block is None or extra is None or framing is None:
+        raise TypeError("upstream_head() takes no None")
     cdef Py_ssize_t i, n = PyList_GET_SIZE(extra), total
     cdef object h
     cdef bytes name, value, out
@@ -287,9 +287,10 @@ def upstream_head(bytes method not None, bytes path not None, bytes authority no
     return out
 
 
-def response_head(bytes status_line not None, bytes block not None, service, tail, date, bytes server not None,
-                  framing, connection):
+cpdef bytes response_head(bytes status_line, bytes block, service, tail, date, bytes server, framing, connection):
     """The pieces of a response head (None: absent) and the blank line, in one allocation."""
+    if status_line is None or block is None or server is None:
+        raise TypeError("response_head() takes a status line, a block and a server line")
     cdef Py_ssize_t total = PyBytes_GET_SIZE(status_line) + PyBytes_GET_SIZE(block) + PyBytes_GET_SIZE(server) + 2
     cdef bytes out
     cdef char* o
@@ -328,7 +329,9 @@ cdef inline char* _put(char* o, bytes b):
     return o + n
 
 
-def request_block_of(RequestHead head not None, bint gateway):
+cpdef tuple request_block_of(RequestHead head, bint gateway):
+    if head is None:
+        raise TypeError("request_block_of() takes a RequestHead")
     if head._headers is None and head._raw is not None:
         return _request_block_raw(head._raw, head._start, gateway)
     return request_block(head.headers, gateway)
@@ -392,7 +395,7 @@ cdef void _fill_uuid_pos():
 _fill_uuid_pos()
 
 
-def request_id(bits):
+cpdef bytes request_id(bits):
     """A version-4 UUID (RFC 4122) from 128 random bits."""
     # Mask, not convert: no intermediate 64-bit Python ints.
     cdef unsigned long long lo = PyLong_AsUnsignedLongLongMask(bits)

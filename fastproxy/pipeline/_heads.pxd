@@ -1,0 +1,9 @@
+# The compiled header-block builders the compiled pipeline calls directly
+# (fastproxy/pipeline/_heads.pyx; its pure twin is _heads_py.py).
+
+from fastproxy.codec.messages cimport RequestHead
+
+cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing)
+cpdef bytes response_head(bytes status_line, bytes block, service, tail, date, bytes server, framing, connection)
+cpdef tuple request_block_of(RequestHead head, bint gateway)
+cpdef bytes request_id(bits)
