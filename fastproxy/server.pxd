@@ -1,6 +1,7 @@
 # Types for compiling server.py with Cython (pure-Python mode); server.py stays its own pure twin.
 
 from fastproxy._clock cimport monotonic as _c_monotonic
+from fastproxy.pipeline._heads cimport RequestIds
 
 cdef class ProxyState:
     cdef public object loop, limits, request_parser, upstream, rng, fault_rng, id_rng, counters
@@ -10,4 +11,5 @@ cdef class ProxyState:
     cdef public long max_head_bytes, max_headers, mirrors_in_flight, max_mirrors_in_flight
     cdef public double head_timeout, idle_timeout
     cdef public bint draining
+    cdef public RequestIds request_ids
     cpdef double now(self)

@@ -28,6 +28,7 @@ try:  # a build dependency only: absent, this module runs as its pure twin
 except ImportError:
     _COMPILED = False
 from fastproxy.admin.stats import Stats
+from fastproxy.pipeline import heads
 from fastproxy.pipeline.headers import RESPONSE_SKIP
 from fastproxy.upstream.balancer import ClusterState, UpstreamManager
 
@@ -73,6 +74,7 @@ class ProxyState:
         self.rng = random.Random(seed)
         self.fault_rng = random.Random(None if seed is None else seed + 1)
         self.id_rng = random.Random()
+        self.request_ids = heads.RequestIds(self.id_rng)
         self.connections: set[Downstream] = set()
         self.counters: Counter[str] = Counter()
         # Istio standard metrics (admin/stats.py) and the optional access log

@@ -7,3 +7,9 @@ cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block
 cpdef bytes response_head(bytes status_line, bytes block, service, tail, date, bytes server, framing, connection)
 cpdef tuple request_block_of(RequestHead head, bint gateway)
 cpdef bytes request_id(bits)
+
+
+cdef class RequestIds:
+    cdef unsigned long long _s[4]
+    cdef unsigned long long _next64(self) noexcept
+    cpdef bytes next(self)

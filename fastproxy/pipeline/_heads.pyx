@@ -398,8 +398,10 @@ _fill_uuid_pos()
 cpdef bytes request_id(bits):
     """A version-4 UUID (RFC 4122) from 128 random bits."""
     # Mask, not convert: no intermediate 64-bit Python ints.
-    cdef unsigned long long lo = PyLong_AsUnsignedLongLongMask(bits)
-    cdef unsigned long long hi = PyLong_AsUnsignedLongLongMask(bits >> 64)
+    return _uuid_text(PyLong_AsUnsignedLongLongMask(bits >> 64), PyLong_AsUnsignedLongLongMask(bits))
+
+
+cdef bytes _uuid_text(unsigned long long hi, unsigned long long lo):
     cdef bytes out = PyBytes_FromStringAndSize(NULL, 36)
     cdef char* o = PyBytes_AS_STRING(out)
     cdef const char* hexd = PyBytes_AS_STRING(_HEX)
@@ -411,3 +413,36 @@ cpdef bytes request_id(bits):
         o[_UUID_POS[16 + i]] = hexd[(lo >> (60 - 4 * i)) & 0xF]
     o[8] = o[13] = o[18] = o[23] = 45  # "-"
     return out
+
+
+cdef inline unsigned long long _rotl(unsigned long long x, int k) noexcept:
+    return (x << k) | (x >> (64 - k))
+
+
+cdef class RequestIds:
+    """x-request-id values: version-4 UUID texts from xoshiro256**, seeded from
+    `rng` (a random.Random, itself seeded from the OS in each worker).  Like
+    Envoy's, the ids are unique, not secret."""
+
+    def __init__(self, rng):
+        cdef int i
+        for i in range(4):
+            self._s[i] = rng.getrandbits(64)
+        if not (self._s[0] | self._s[1] | self._s[2] | self._s[3]):
+            self._s[0] = 1  # the one state xoshiro never leaves
+
+    cdef inline unsigned long long _next64(self) noexcept:
+        cdef unsigned long long* s = self._s
+        cdef unsigned long long result = _rotl(s[1] * 5, 7) * 9
+        cdef unsigned long long t = s[1] << 17
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 45)
+        return result
+
+    cpdef bytes next(self):
+        cdef unsigned long long hi = self._next64()
+        return _uuid_text(hi, self._next64())

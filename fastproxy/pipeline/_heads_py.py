@@ -5,6 +5,8 @@ API and behaviour are documented in fastproxy/pipeline/heads.py.
 
 from __future__ import annotations
 
+import random
+
 from fastproxy.codec.messages import RequestHead
 from fastproxy.pipeline.headers import RESPONSE_SKIP
 
@@ -131,6 +133,18 @@ def response_block(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -
             continue
         block += (name, b": ", h[1], b"\r\n")
     return b"".join(block), has_date
+
+
+class RequestIds:
+    """x-request-id values: version-4 UUID texts from `rng` (a random.Random)."""
+
+    __slots__ = ("_rng",)
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def next(self) -> bytes:
+        return request_id(self._rng.getrandbits(128))
 
 
 def request_id(bits: int) -> bytes:

@@ -4,7 +4,7 @@ cimport cython
 
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
-from fastproxy.pipeline._heads cimport request_block_of, request_id, response_head, upstream_head
+from fastproxy.pipeline._heads cimport request_block_of, response_head, upstream_head
 from fastproxy.pipeline.replies cimport DateHeader, content_length_line, status_line
 from fastproxy.server cimport ProxyState
 from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, RetryPolicy, VirtualHost

@@ -20,7 +20,6 @@ from fastproxy.pipeline.heads import (
     HAS_REQUEST_ID,
     HAS_XFP,
     request_block_of,
-    request_id,
     request_kept,
     response_block,
     response_head,
@@ -623,7 +622,7 @@ class Exchange:
         if not flags & HAS_XFP:
             extra.append((b"x-forwarded-proto", b"http"))
         if not flags & HAS_REQUEST_ID:
-            extra.append((b"x-request-id", request_id(self.state.id_rng.getrandbits(128))))
+            extra.append((b"x-request-id", self.state.request_ids.next()))
         if up_path is not path:
             extra.append((b"x-envoy-original-path", head.path))
         if self.chunked_up:

@@ -31,6 +31,9 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
         and whether the upstream sent a Date (dropped or not).
     request_id(bits) -> bytes
         a version-4 UUID from 128 random bits.
+    RequestIds(rng).next() -> bytes
+        request ids one after another, from a generator seeded from `rng`
+        (compiled: xoshiro256**; twin: rng.getrandbits(128) each time).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ IMPLEMENTATION = "python"
 if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
     try:
         from fastproxy.pipeline._heads import (
+            RequestIds,
             request_block,
             request_block_of,
             request_id,
@@ -60,6 +64,7 @@ if not os.environ.get("FASTPROXY_NO_EXTENSIONS"):
 
 if IMPLEMENTATION == "python":
     from fastproxy.pipeline._heads_py import (  # noqa: F811
+        RequestIds,
         request_block,
         request_block_of,
         request_id,
@@ -75,6 +80,7 @@ __all__ = [
     "HAS_XFP",
     "HEADER_ACTION",
     "IMPLEMENTATION",
+    "RequestIds",
     "request_block",
     "request_block_of",
     "request_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import pytest
@@ -108,3 +109,16 @@ def test_response_head_twins_agree(pieces: tuple[bytes | None, ...]) -> None:
     head = compiled.response_head(*pieces)
     assert head == _heads_py.response_head(*pieces)
     assert head == b"".join(p for p in pieces if p is not None) + b"\r\n"
+
+
+@pytest.mark.parametrize("impl", [compiled, _heads_py], ids=["compiled", "pure"])
+def test_request_ids_are_distinct_uuid4_texts_and_follow_the_seed(impl: object) -> None:
+    ids = impl.RequestIds(random.Random(7))
+    seen = [ids.next() for _ in range(20_000)]
+    assert len(set(seen)) == len(seen)
+    for rid in seen[:500]:
+        parsed = uuid.UUID(rid.decode())
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed).encode() == rid
+    # Seeded from the worker's generator: the same seed, the same ids; another seed, others.
+    assert impl.RequestIds(random.Random(7)).next() == seen[0]
+    assert impl.RequestIds(random.Random(8)).next() not in seen
