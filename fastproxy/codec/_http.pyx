@@ -25,6 +25,7 @@ from libc.string cimport memchr, memcmp, memcpy
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from fastproxy.codec import ProtocolError
+from fastproxy.codec._lines cimport header_line
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.codec import framing as _fr
 
@@ -645,7 +646,6 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     value).  Without it only the framing headers' values are allocated."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
-    cdef const char* q
     cdef bytes name, value
     cdef int kind
     f.host = None
@@ -660,10 +660,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     if pos >= stop:
         return 0
     while True:
-        q = <const char*>memchr(p + pos, 13, stop - pos)
-        e = stop if q == NULL else q - p
-        q = <const char*>memchr(p + pos, 58, e - pos)
-        colon = e if q == NULL else q - p
+        e = header_line(p, pos, stop, &colon, &vs, &ve)
         count += 1
         if out is not None:
             name = _name(p + pos, colon - pos)
@@ -671,12 +668,6 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
         else:
             kind = _special_raw(p + pos, colon - pos)
         if out is not None or kind:
-            vs = colon + 1
-            ve = e
-            while vs < ve and (p[vs] == 32 or p[vs] == 9):
-                vs += 1
-            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-                ve -= 1
             value = PyBytes_FromStringAndSize(p + vs, ve - vs)
             if out is not None:
                 out.append((name, value))
@@ -729,40 +720,32 @@ cdef class HeadLines:
         cdef bytes head = rh._raw
         cdef const char* p = PyBytes_AS_STRING(head)
         cdef const char* nm = PyBytes_AS_STRING(name)
-        cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = rh._start, e, i, vs, ve
+        cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = rh._start, e, vs, ve
         cdef Py_ssize_t nlen = PyBytes_GET_SIZE(name)
         cdef const char* q
-        cdef char x
         cdef bytes first = None, value
         cdef list parts = None
         if pos >= stop:
             return None
         while True:
+            # Not header_line: most lines fail on the byte where this name would
+            # end (a name is a token, so it ends at the colon), before any search.
             q = <const char*>memchr(p + pos, 13, stop - pos)
             e = stop if q == NULL else q - p
-            # A name is a token, so it ends at the colon: same length, same
-            # bytes ignoring ASCII case.
-            if e - pos > nlen and p[pos + nlen] == 58:
-                i = 0
-                while i < nlen:
-                    x = p[pos + i]
-                    if (x + 32 if 65 <= x <= 90 else x) != nm[i]:
-                        break
-                    i += 1
-                if i == nlen:
-                    vs = pos + nlen + 1
-                    ve = e
-                    while vs < ve and (p[vs] == 32 or p[vs] == 9):
-                        vs += 1
-                    while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-                        ve -= 1
-                    value = PyBytes_FromStringAndSize(p + vs, ve - vs)
-                    if first is None:
-                        first = value
-                    elif parts is None:
-                        parts = [first, value]
-                    else:
-                        parts.append(value)
+            if e - pos > nlen and p[pos + nlen] == 58 and _ieq_c(p + pos, nm, nlen):
+                vs = pos + nlen + 1
+                ve = e
+                while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                    vs += 1
+                while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                    ve -= 1
+                value = PyBytes_FromStringAndSize(p + vs, ve - vs)
+                if first is None:
+                    first = value
+                elif parts is None:
+                    parts = [first, value]
+                else:
+                    parts.append(value)
             if e >= stop:
                 break
             pos = e + 2
@@ -784,7 +767,6 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
     `skip_rare` (the skipped names that are not shared)."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, n, o = 0, count = 0
-    cdef const char* q
     cdef char stack[2048]
     cdef char* buf = stack
     cdef bytes name, value
@@ -811,18 +793,9 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
             raise MemoryError()
     try:
         while True:
-            q = <const char*>memchr(p + pos, 13, stop - pos)
-            e = stop if q == NULL else q - p
-            q = <const char*>memchr(p + pos, 58, e - pos)
-            colon = e if q == NULL else q - p
+            e = header_line(p, pos, stop, &colon, &vs, &ve)
             n = colon - pos
             name = _name_k(p + pos, n, &k)
-            vs = colon + 1
-            ve = e
-            while vs < ve and (p[vs] == 32 or p[vs] == 9):
-                vs += 1
-            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-                ve -= 1
             count += 1
             kind = _special(PyBytes_AS_STRING(name), n)
             if kind:

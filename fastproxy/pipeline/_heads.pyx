@@ -13,8 +13,9 @@ from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memcmp, memcpy
 
+from fastproxy.codec._lines cimport header_line
 
 from fastproxy._twins import is_compiled
 from fastproxy.codec import messages as _messages
@@ -164,7 +165,6 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
     rendered straight from its bytes: the same rules as _classify, no list."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = start, e, colon, vs, ve, n, i, o = 0
-    cdef const char* q
     cdef char stack[4096]
     cdef char* buf = stack
     cdef char* nm
@@ -182,21 +182,12 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
             raise MemoryError()
     try:
         while True:
-            q = <const char*>memchr(p + pos, 13, stop - pos)
-            e = stop if q == NULL else q - p
-            q = <const char*>memchr(p + pos, 58, e - pos)
-            colon = e if q == NULL else q - p
+            e = header_line(p, pos, stop, &colon, &vs, &ve)
             n = colon - pos
             nm = buf + o  # the name is lower-cased in place; kept if the line is
             for i in range(n):
                 x = p[pos + i]
                 nm[i] = x + 32 if 65 <= x <= 90 else x
-            vs = colon + 1
-            ve = e
-            while vs < ve and (p[vs] == 32 or p[vs] == 9):
-                vs += 1
-            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-                ve -= 1
             keep = True
             action = _action_of(nm, n)
             if action == 0:
