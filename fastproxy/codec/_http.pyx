@@ -25,8 +25,8 @@ from libc.string cimport memchr, memcmp, memcpy
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
 from fastproxy.codec import ProtocolError
-from fastproxy.codec._lines cimport header_line
-from fastproxy.codec.messages cimport RequestHead, ResponseHead
+from fastproxy.codec._lines cimport block_room, header_line, put_value
+from fastproxy.codec.messages cimport DeferredHeaders, RequestHead, ResponseHead
 from fastproxy.codec import framing as _fr
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -707,12 +707,9 @@ cdef class HeadLines:
     whole: its bytes (which this codec validated) and where its lines begin
     are C fields, read without boxing."""
 
-    def split(self, head not None):
+    def split(self, DeferredHeaders head not None):
         cdef list out = []
-        if type(head) is RequestHead:
-            _split_headers((<RequestHead>head)._raw, (<RequestHead>head)._start - 2, _SCRATCH, False, out)
-        else:
-            _split_headers((<ResponseHead?>head)._raw, (<ResponseHead>head)._start - 2, _SCRATCH, False, out)
+        _split_headers(head._raw, head._start - 2, _SCRATCH, False, out)
         return out
 
     def value(self, RequestHead rh not None, bytes name not None):
@@ -785,10 +782,8 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
         r.block = b""
         r.has_date = False
         return 0
-    # A line grows by at most one byte (the space after the colon), the last
-    # one by three (its CRLF lies outside [pos, stop)).
-    if 2 * (stop - pos) + 8 > 2048:
-        buf = <char*>PyMem_Malloc(2 * (stop - pos) + 8)
+    if block_room(pos, stop) > 2048:
+        buf = <char*>PyMem_Malloc(block_room(pos, stop))
         if buf == NULL:
             raise MemoryError()
     try:
@@ -818,14 +813,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
                 if n == 4 and memcmp(PyBytes_AS_STRING(name), b"date", 4) == 0:
                     has_date = True
                 memcpy(buf + o, PyBytes_AS_STRING(name), n)
-                buf[o + n] = 58  # ":"
-                buf[o + n + 1] = 32
-                o += n + 2
-                memcpy(buf + o, p + vs, ve - vs)
-                o += ve - vs
-                buf[o] = 13
-                buf[o + 1] = 10
-                o += 2
+                o = put_value(buf, o + n, p + vs, ve - vs)
             if e >= stop:
                 break
             pos = e + 2

@@ -1,8 +1,9 @@
-# How a header line of a head the codec validated splits, for every compiled
-# loop that reads a head's bytes (codec/_http.pyx, pipeline/_heads.pyx).  No
-# module behind this file: the function is inlined where it is cimported.
+# How a header line of a head the codec validated splits, and how the blocks
+# rendered from such lines are written, for every compiled loop that reads a
+# head's bytes (codec/_http.pyx, pipeline/_heads.pyx).  No module behind this
+# file: the functions are inlined where they are cimported.
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memcpy
 
 
 cdef inline Py_ssize_t header_line(const char* p, Py_ssize_t pos, Py_ssize_t stop, Py_ssize_t* colon,
@@ -25,3 +26,20 @@ cdef inline Py_ssize_t header_line(const char* p, Py_ssize_t pos, Py_ssize_t sto
     vs[0] = s
     ve[0] = t
     return e
+
+
+cdef inline Py_ssize_t block_room(Py_ssize_t pos, Py_ssize_t stop) noexcept nogil:
+    """Room for a block rendered from the lines in [pos, stop): a line grows by
+    at most one byte (the space after the colon), the last one by three (its
+    CRLF lies outside [pos, stop))."""
+    return 2 * (stop - pos) + 8
+
+
+cdef inline Py_ssize_t put_value(char* buf, Py_ssize_t o, const char* value, Py_ssize_t n) noexcept nogil:
+    """Behind a name that ends at buf[o]: ": ", the value and CRLF; returns the new end."""
+    buf[o] = 58  # ":"
+    buf[o + 1] = 32
+    memcpy(buf + o + 2, value, n)
+    buf[o + 2 + n] = 13
+    buf[o + 3 + n] = 10
+    return o + n + 4

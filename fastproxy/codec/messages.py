@@ -17,7 +17,33 @@ REQUEST_FIELDS = (
 RESPONSE_FIELDS = ("status", "headers", "keep_alive", "chunked", "content_length", "version")
 
 
-class RequestHead:
+class DeferredHeaders:
+    """A head's header list, which the compiled codec leaves unsplit: `headers`
+    splits it from the head's validated bytes (`_raw`, lines from `_start`) by
+    the codec's `_lines` on first use, and most requests and responses never
+    ask.  The other codecs hand the list over split."""
+
+    __slots__ = ("_headers", "_raw", "_start", "_lines")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self._headers = headers
+        self._raw = None
+        self._start = 0
+        self._lines = None
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Every header in order, names lower-cased, values OWS-trimmed."""
+        if self._headers is None:
+            self._headers = self._lines.split(self)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._headers = value
+
+
+class RequestHead(DeferredHeaders):
     __slots__ = (
         "method",
         "path",
@@ -29,10 +55,6 @@ class RequestHead:
         "content_length",
         "upgrade",
         "expect_continue",
-        "_headers",
-        "_raw",
-        "_start",
-        "_lines",
     )
 
     def __init__(
@@ -56,29 +78,14 @@ class RequestHead:
         self.authority = authority
         self.version = version  # b"1.1" or b"1.0"
         # Every header in order, names lower-cased, values as sent (OWS trimmed).
-        # Hop-by-hop headers are still here; the pipeline drops them.  The
-        # compiled codec defers the list: `headers` splits it from the head's
-        # bytes (`_raw` from `_start`, by the codec's `_lines`) on first use.
-        self._headers = headers
-        self._raw = None
-        self._start = 0
-        self._lines = None
+        # Hop-by-hop headers are still here; the pipeline drops them.
+        DeferredHeaders.__init__(self, headers)
         self.host = host  # the single Host header value, None when absent
         self.keep_alive = keep_alive  # connection may be reused after this request
         self.chunked = chunked  # request body uses chunked framing
         self.content_length = content_length  # -1 when none
         self.upgrade = upgrade  # Connection: upgrade with an Upgrade header
         self.expect_continue = expect_continue  # Expect: 100-continue
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        if self._headers is None:
-            self._headers = self._lines.split(self)
-        return self._headers
-
-    @headers.setter
-    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
-        self._headers = value
 
     def header_value(self, name: bytes) -> bytes | None:
         """The value of header `name` (lower-case), repeats joined with ","; None when absent.
@@ -93,20 +100,8 @@ class RequestHead:
         return values[0] if len(values) == 1 else b",".join(values)
 
 
-class ResponseHead:
-    __slots__ = (
-        "status",
-        "_headers",
-        "keep_alive",
-        "chunked",
-        "content_length",
-        "version",
-        "block",
-        "has_date",
-        "_raw",
-        "_start",
-        "_lines",
-    )
+class ResponseHead(DeferredHeaders):
+    __slots__ = ("status", "keep_alive", "chunked", "content_length", "version", "block", "has_date")
 
     def __init__(
         self,
@@ -117,8 +112,8 @@ class ResponseHead:
         content_length: int,
         version: bytes,
     ) -> None:
+        DeferredHeaders.__init__(self, headers)
         self.status = status
-        self._headers = headers
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.content_length = content_length  # -1 when none (chunked or close-delimited)
@@ -129,19 +124,3 @@ class ResponseHead:
         # one does); None otherwise.  `has_date`: a Date header was among them.
         self.block = None
         self.has_date = False
-        # The compiled codec leaves the list to be split from the validated
-        # head bytes on first use (by its `_lines`): most responses never need it.
-        self._raw = None
-        self._start = 0
-        self._lines = None
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """Every header in order, names lower-cased, values OWS-trimmed."""
-        if self._headers is None:
-            self._headers = self._lines.split(self)
-        return self._headers
-
-    @headers.setter
-    def headers(self, value: list[tuple[bytes, bytes]]) -> None:
-        self._headers = value

@@ -15,7 +15,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcmp, memcpy
 
-from fastproxy.codec._lines cimport header_line
+from fastproxy.codec._lines cimport block_room, header_line, put_value
 
 from fastproxy._twins import is_compiled
 from fastproxy.codec import messages as _messages
@@ -174,10 +174,8 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
     xff = conn = upgrade = None
     if pos >= stop:
         return b"", 0, None, None, None
-    # A kept line grows by at most one byte (the space after the colon), the
-    # last one by three (its CRLF lies outside [pos, stop)).
-    if 2 * (stop - pos) + 8 > 4096:
-        buf = <char*>PyMem_Malloc(2 * (stop - pos) + 8)
+    if block_room(pos, stop) > 4096:
+        buf = <char*>PyMem_Malloc(block_room(pos, stop))
         if buf == NULL:
             raise MemoryError()
     try:
@@ -215,15 +213,7 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
                 upgrade = PyBytes_FromStringAndSize(p + vs, ve - vs)
                 keep = False
             if keep:
-                o += n
-                buf[o] = 58  # ":"
-                buf[o + 1] = 32
-                o += 2
-                memcpy(buf + o, p + vs, ve - vs)
-                o += ve - vs
-                buf[o] = 13
-                buf[o + 1] = 10
-                o += 2
+                o = put_value(buf, o + n, p + vs, ve - vs)
             if e >= stop:
                 break
             pos = e + 2
