@@ -639,6 +639,41 @@ cdef class _HeadFields:
     cdef public bint has_upgrade
     cdef public bint expect
 
+    cdef void reset(self):
+        self.host = None
+        self.hosts = 0
+        self.cl_raw = None
+        self.cl_conflict = False
+        self.te = None
+        self.tes = 0
+        self.conn = None
+        self.has_upgrade = False
+        self.expect = False
+
+    cdef int note(self, int kind, bytes value, bint request) except -1:
+        """A framing header (kind from _special) and its value, as the head's splitters find them."""
+        if kind == H_HOST:
+            self.host = value
+            self.hosts += 1
+        elif kind == H_CL:
+            if self.cl_raw is None:
+                self.cl_raw = value
+            elif value != self.cl_raw:
+                self.cl_conflict = True
+        elif kind == H_TE:
+            if request:
+                self.te = value if (self.te is None or not value) else self.te
+            else:
+                self.te = value
+            self.tes += 1
+        elif kind == H_CONNECTION:
+            self.conn = value if self.conn is None else self.conn + b"," + value
+        elif kind == H_UPGRADE:
+            self.has_upgrade = True
+        elif _ieq(value, b"100-continue", 12):
+            self.expect = True
+        return 0
+
 
 cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request, list out) except -1:
     """Scan the header lines of a head llhttp accepted: fill `f` and return
@@ -648,15 +683,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
     cdef bytes name, value
     cdef int kind
-    f.host = None
-    f.hosts = 0
-    f.cl_raw = None
-    f.cl_conflict = False
-    f.te = None
-    f.tes = 0
-    f.conn = None
-    f.has_upgrade = False
-    f.expect = False
+    f.reset()
     if pos >= stop:
         return 0
     while True:
@@ -672,26 +699,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
             if out is not None:
                 out.append((name, value))
         if kind:
-            if kind == H_HOST:
-                f.host = value
-                f.hosts += 1
-            elif kind == H_CL:
-                if f.cl_raw is None:
-                    f.cl_raw = value
-                elif value != f.cl_raw:
-                    f.cl_conflict = True
-            elif kind == H_TE:
-                if request:
-                    f.te = value if (f.te is None or not value) else f.te
-                else:
-                    f.te = value
-                f.tes += 1
-            elif kind == H_CONNECTION:
-                f.conn = value if f.conn is None else f.conn + b"," + value
-            elif kind == H_UPGRADE:
-                f.has_upgrade = True
-            elif _ieq(value, b"100-continue", 12):
-                f.expect = True
+            f.note(kind, value, request)
         if e >= stop:
             break
         pos = e + 2
@@ -769,11 +777,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
     cdef bytes name, value
     cdef int kind, k
     cdef bint has_date = False, skipped
-    f.cl_raw = None
-    f.cl_conflict = False
-    f.te = None
-    f.tes = 0
-    f.conn = None
+    f.reset()
     r._headers = None
     r._raw = head
     r._start = pos
@@ -794,17 +798,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
             count += 1
             kind = _special(PyBytes_AS_STRING(name), n)
             if kind:
-                value = PyBytes_FromStringAndSize(p + vs, ve - vs)
-                if kind == H_CL:
-                    if f.cl_raw is None:
-                        f.cl_raw = value
-                    elif value != f.cl_raw:
-                        f.cl_conflict = True
-                elif kind == H_TE:
-                    f.te = value
-                    f.tes += 1
-                elif kind == H_CONNECTION:
-                    f.conn = value if f.conn is None else f.conn + b"," + value
+                f.note(kind, PyBytes_FromStringAndSize(p + vs, ve - vs), False)
             if k >= 0:
                 skipped = skip_slot[k]
             else:
