@@ -61,11 +61,12 @@ class OptionalBuildExt(build_ext):
 
 
 # Compiled modules and their pure twins (chosen at import: fastproxy/matcher.py, fastproxy/codec/__init__.py,
-# fastproxy/pipeline/heads.py).
+# fastproxy/pipeline/heads.py, fastproxy/wire.py).
 COMPILED = {
     "fastproxy._match": "fastproxy/_match.pyx",  # twin: fastproxy/_match_py.py
     "fastproxy.codec._http": "fastproxy/codec/_http.pyx",  # twin: fastproxy/codec/fast.py
     "fastproxy.pipeline._heads": "fastproxy/pipeline/_heads.pyx",  # twin: fastproxy/pipeline/_heads_py.py
+    "fastproxy._wire": "fastproxy/_wire.pyx",  # twin: fastproxy/_wire_py.py
 }
 
 

@@ -59,7 +59,7 @@ def compiled_modules() -> dict[str, bool]:
 
 def uncompiled() -> list[str]:
     """Compiled parts that are running as their pure twin (imports them all)."""
-    from fastproxy import codec, matcher
+    from fastproxy import codec, matcher, wire
     from fastproxy.pipeline import heads
 
     missing = [name for name, compiled in compiled_modules().items() if not compiled]
@@ -67,6 +67,8 @@ def uncompiled() -> list[str]:
         missing.append("fastproxy._match")
     if heads.IMPLEMENTATION != "cython":
         missing.append("fastproxy.pipeline._heads")
+    if wire.IMPLEMENTATION != "cython":
+        missing.append("fastproxy._wire")
     if codec.select("httptools")[0].__module__ != "fastproxy.codec._http":
         missing.append("fastproxy.codec._http")
     return missing

@@ -6,7 +6,7 @@ from fastproxy.server cimport ProxyState
 
 cdef class Downstream:
     cdef public ProxyState state
-    cdef public object loop, listener_name, server, server_line, transport, parser, client_ip
+    cdef public object loop, listener_name, server, server_line, transport, writer, parser, client_ip
     cdef public Exchange current, deferred
     cdef public object rx, queue, pending_error, tunnel, listener_key_str, vhost_cache
     cdef public bint mesh, write_paused, closed, advancing, feeding, eof

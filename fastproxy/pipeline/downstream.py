@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from fastproxy import wire
 from fastproxy.codec import ProtocolError
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.exchange import Exchange
@@ -61,6 +62,7 @@ class Downstream:
         "server",
         "server_line",
         "transport",
+        "writer",
         "parser",
         "client_ip",
         "current",
@@ -91,6 +93,8 @@ class Downstream:
         self.server = b"envoy" if mesh else b"istio-envoy"
         self.server_line = b"server: " + self.server + b"\r\n"
         self.transport: Any = None
+        # Every write to the client goes through it (wire.py).
+        self.writer: Any = None
         self.parser: Any = None
         self.client_ip = b""
         self.current: Exchange | None = None
@@ -121,6 +125,7 @@ class Downstream:
     # -- asyncio.Protocol (duck-typed: uvloop only calls these; a compiled class cannot subclass it)
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.writer = wire.Writer(transport)
         state = self.state
         peer = transport.get_extra_info("peername")
         if peer:
@@ -132,7 +137,7 @@ class Downstream:
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
         if tunnel is not None:
-            tunnel.transport.write(data)
+            tunnel.writer.write(data)
             return
         parser = self.parser
         if parser is None:
@@ -334,7 +339,7 @@ class Downstream:
     def _reply_error(self, err: ProtocolError) -> None:
         self.state.counters["downstream_protocol_errors"] += 1
         body = err.reason.encode()
-        self.transport.write(replies.local_reply(err.status, body, self.server, close=True))
+        self.writer.write(replies.local_reply(err.status, body, self.server, close=True))
         self.close()
 
     def start_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None:
@@ -345,7 +350,7 @@ class Downstream:
         self.parser = None
         self.phase = _BUSY
         if rest:
-            self.transport.write(rest)
+            self.writer.write(rest)
         if self.eof and conn.transport.can_write_eof():
             # The client finished sending before the upstream accepted the
             # upgrade: pass its half-close on, or both sides wait forever.
@@ -364,7 +369,7 @@ class Downstream:
         if self.phase == _BUSY or self.closed or now < self.deadline:
             return
         if self.phase == _HEAD and self.parser is not None and self.parser.head_started():
-            self.transport.write(replies.local_reply(408, b"Request Timeout", self.server, close=True))
+            self.writer.write(replies.local_reply(408, b"Request Timeout", self.server, close=True))
         self.close()
 
     def close_if_idle(self) -> None:

@@ -189,7 +189,7 @@ class Attempt(ResponseSink):
             # The common request: a head alone.
             if ex.request_complete:
                 self.arm_per_try_timer()
-            conn.transport.write(up)
+            conn.writer.write(up)
             self._after_write(conn)
             return
         out = [up]
@@ -203,7 +203,7 @@ class Attempt(ResponseSink):
             if ex.chunked_up:
                 out.append(_CHUNK_END)
             self.arm_per_try_timer()
-        conn.transport.write(b"".join(out))
+        conn.writer.write(b"".join(out))
         if ex.body_size > REPLAY_LIMIT:
             ex.body_buf = None
         self._after_write(conn)
@@ -229,9 +229,9 @@ class Attempt(ResponseSink):
         if conn is None:
             return
         if self.ex.chunked_up:
-            conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            conn.writer.write(b"%x\r\n%b\r\n" % (len(data), data))
         else:
-            conn.transport.write(data)
+            conn.writer.write(data)
 
     def release(self, reusable: bool) -> None:
         """Give the connection back (or drop it), stop timers; idempotent."""
@@ -290,7 +290,7 @@ class Attempt(ResponseSink):
         if out is not None:
             out.append(data)
         else:
-            ex.ds.transport.write(data)
+            ex.ds.writer.write(data)
         ex.bytes_sent += len(data)
 
     def flush(self) -> None:
@@ -299,7 +299,7 @@ class Attempt(ResponseSink):
         out = ex.out
         if out is not None:
             ex.out = None
-            ex.ds.transport.write(b"".join(out))
+            ex.ds.writer.write(b"".join(out))
 
     def on_response_end(self, conn: UpstreamConnection) -> None:
         ex = self.ex
@@ -321,7 +321,7 @@ class Attempt(ResponseSink):
         self.host.active -= 1
         self.host = None  # type: ignore[assignment]
         if ex.tunnel_rest:
-            conn.transport.write(ex.tunnel_rest)
+            conn.writer.write(ex.tunnel_rest)
             ex.tunnel_rest = b""
         ex.ds.start_tunnel(conn, rest)
         ex.upgraded()
@@ -530,7 +530,7 @@ class Exchange:
         self._build_upstream_head(route, dest)
         self.retries_left = route.retry.attempts
         if self.head.expect_continue and not self.request_complete:
-            self.ds.transport.write(_CONTINUE)
+            self.ds.writer.write(_CONTINUE)
         self.routing = True
         if self.request_complete:
             self._arm_route_timer()
@@ -586,7 +586,7 @@ class Exchange:
         if body and self.head.method != b"HEAD":
             out.append(body)
         self.status = status
-        self.ds.transport.write(b"".join(out))
+        self.ds.writer.write(b"".join(out))
         self.bytes_sent = len(body)
         self.finish(close)
 
@@ -672,7 +672,7 @@ class Exchange:
         attempt = self.attempt
         if attempt is not None and attempt.conn is not None:
             if self.chunked_up:
-                attempt.conn.transport.write(_CHUNK_END)
+                attempt.conn.writer.write(_CHUNK_END)
             attempt.arm_per_try_timer()
 
     def on_upgrade_data(self, rest: bytes) -> None:
@@ -919,7 +919,7 @@ class Exchange:
             connection,
         )
         if upgrade:
-            self.ds.transport.write(data)
+            self.ds.writer.write(data)
         else:
             # Held until the end of this upstream read, so that a head and the
             # body that came with it leave in one write (one wakeup of the client).
@@ -934,9 +934,9 @@ class Exchange:
             self.out = None
             if self.chunked_down:
                 out.append(_CHUNK_END)
-            self.ds.transport.write(b"".join(out))
+            self.ds.writer.write(b"".join(out))
         elif self.chunked_down:
-            self.ds.transport.write(_CHUNK_END)
+            self.ds.writer.write(_CHUNK_END)
         self.finish(False)
 
     def upgraded(self) -> None:
@@ -1060,7 +1060,7 @@ class Exchange:
         close = close or self.close_after or not self.request_complete
         extra = [(b"x-envoy-overloaded", b"true")] if flags.startswith("UO") else None
         data = replies.local_reply(status, body, self.ds.server, close, extra, head_only=self.head.method == b"HEAD")
-        self.ds.transport.write(data)
+        self.ds.writer.write(data)
         self.bytes_sent = len(body)
         self.finish(close)
 
@@ -1089,7 +1089,7 @@ class Exchange:
         out = self.out
         if out is not None:
             self.out = None
-            self.ds.transport.write(b"".join(out))
+            self.ds.writer.write(b"".join(out))
         if self.route_timer is not None or self.backoff_timer is not None or self.delay_timer is not None:
             self._cancel_timers()
         attempt = self.attempt

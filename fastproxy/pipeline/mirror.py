@@ -63,7 +63,7 @@ class MirrorAttempt(ResponseSink):
         conn.attempt = self
         if self.data.startswith(b"HEAD "):
             conn.parser.expect_no_body()
-        conn.transport.write(self.data)
+        conn.writer.write(self.data)
 
     def _finish(self, conn: UpstreamConnection | None, reusable: bool, counter: str) -> None:
         if self.done:

@@ -20,7 +20,7 @@ cdef class ResponseSink:
 cdef class UpstreamConnection:
     cdef public Pool pool
     cdef public ResponseSink attempt
-    cdef public object transport, parser, tunnel, owner
+    cdef public object transport, writer, parser, tunnel, owner
     cdef public long generation, requests
     cdef public double idle_since
     cdef public bint closed, eof

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastproxy import wire
 from fastproxy.codec import ProtocolError
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class UpstreamConnection:
     __slots__ = (
         "pool",
         "transport",
+        "writer",
         "parser",
         "attempt",
         "generation",
@@ -66,6 +68,8 @@ class UpstreamConnection:
     def __init__(self, pool: Pool, new_parser: Callable[..., Any]) -> None:
         self.pool = pool
         self.transport: Any = None
+        # Every write to the upstream goes through it (wire.py).
+        self.writer: Any = None
         self.parser = new_parser(self)
         # The ResponseSink reading from this connection, if any.
         self.attempt: ResponseSink | None = None
@@ -82,10 +86,11 @@ class UpstreamConnection:
     # -- asyncio.Protocol (duck-typed: uvloop only calls these; a compiled class cannot subclass it)
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.writer = wire.Writer(transport)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
-            self.tunnel.transport.write(data)
+            self.tunnel.writer.write(data)
             return
         try:
             self.parser.feed(data)
