@@ -7,10 +7,22 @@ from fastproxy.server cimport ProxyState
 
 cdef tuple _BOUNDS
 cdef Py_ssize_t _NBOUNDS
+cdef bint _COMPILED
+cdef Py_ssize_t _RECENT
 
 
 @cython.locals(i=Py_ssize_t, bound=double)
 cdef Py_ssize_t _bucket(double v)
+
+
+@cython.locals(a="size_t", b="size_t")
+cdef Py_ssize_t _slot(object target, object ep, long long status)
+
+
+cdef class _Key:
+    cdef public object listener, target, ep, flags
+    cdef public long long status
+    cdef public Series series
 
 
 cdef class Series:
@@ -23,6 +35,8 @@ cdef class Series:
 cdef class Stats:
     cdef public object loop, series, _pins, _config, mirrors
     cdef public dict _fast
+    cdef public list _recent
 
-    @cython.locals(s=Series, state=ProxyState, ms=double, cl="long long", req="long long", resp="long long")
+    @cython.locals(s=Series, k=_Key, i=Py_ssize_t, status="long long", state=ProxyState, ms=double, cl="long long",
+                   req="long long", resp="long long")
     cpdef record(self, Exchange ex)

@@ -3,12 +3,14 @@
 Compiled with Cython in pure-Python mode (types in stats.pxd); this file is
 also its own pure twin (fastproxy/_twins.py).
 
-Cost model: a finished request costs one tuple build, one dict lookup and a
-handful of integer additions.  The lookup key is made of object identities
-(destination, endpoint), the listener, the status and the flags; the first
-request with a new key takes the slow path, which derives the Istio label
-values once and pins the objects so their ids cannot be reused.  Text is only
-produced when /stats/prometheus is scraped.
+Cost model: a finished request costs a few identity comparisons and a handful
+of integer additions.  What a request is counted under is decided by its
+listener, destination (or route), endpoint, status and flags.  The last key
+seen in each of _RECENT slots (picked by the objects' addresses and the status)
+is compared first; a miss looks the key up in a dict keyed by the same values
+with object ids, and the first request with a new key takes the slow path,
+which derives the Istio label values once and pins the objects so their ids
+cannot be reused.  Text is only produced when /stats/prometheus is scraped.
 
 Label values fastproxy has to choose (it has no Kubernetes to ask):
 - reporter is always "source": the mesh listener is a client sidecar and
@@ -26,6 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+try:  # a build dependency only: absent, this module runs as its pure twin
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:
+    _COMPILED = False
 
 if TYPE_CHECKING:
     from fastproxy import table
@@ -131,6 +140,36 @@ class Series:
                 mine[i] += v
 
 
+class _Key:
+    """One (listener, target, endpoint, status, flags) key and the Series it counts into."""
+
+    __slots__ = ("listener", "target", "ep", "status", "flags", "series")
+
+    def __init__(self, listener: str, target: Any, ep: Any, status: int, flags: Any, series: Series) -> None:
+        self.listener = listener
+        self.target = target
+        self.ep = ep
+        self.status = status
+        self.flags = flags
+        self.series = series
+
+
+# Slots of the recent-key cache: a power of two, so a mask picks one.
+_RECENT = 64
+
+
+def _slot(target: Any, ep: Any, status: int) -> int:
+    """The recent-key slot of a key: its objects' addresses (id) mixed with the status."""
+    if _COMPILED:
+        a = cython.cast(cython.size_t, cython.cast(cython.p_void, target))
+        b = cython.cast(cython.size_t, cython.cast(cython.p_void, ep))
+    else:
+        a = id(target)
+        b = id(ep)
+    # Objects are 16-byte aligned: the low bits carry nothing.
+    return ((a >> 4) ^ (b >> 6) ^ status) & (_RECENT - 1)
+
+
 def service_name(service: str, namespace: str) -> str:
     suffix = f".{namespace}.svc.cluster.local"
     return service[: -len(suffix)] if service.endswith(suffix) else service
@@ -151,6 +190,7 @@ class Stats:
         self.loop = loop
         self.series: dict[tuple[Any, ...], Series] = {}
         self._fast: dict[tuple[Any, ...], Series] = {}
+        self._recent: list[_Key | None] = [None] * _RECENT
         self._pins: list[Any] = []
         self._config: Any = None
         # Mirror copies per (primary service, mirror cluster): a float because a
@@ -163,14 +203,32 @@ class Stats:
             # A reload: forget id-keyed entries so the old objects can be freed.
             self._config = state.config
             self._fast.clear()
+            self._recent = [None] * _RECENT
             self._pins.clear()
         dest = ex.dest
         ep = ex.endpoint
         # Without a destination (fault abort, redirect, NR) the route stands in for it.
-        key = (ex.ds.listener_key_str, id(dest or ex.route), id(ep), ex.status, ex.flags)
-        s = self._fast.get(key)
-        if s is None:
-            s = self._slow(ex, key)
+        target = dest if dest is not None else ex.route
+        status = ex.status
+        flags = ex.flags
+        listener = ex.ds.listener_key_str
+        i = _slot(target, ep, status)
+        k = self._recent[i]
+        if (
+            k is not None
+            and k.target is target
+            and k.ep is ep
+            and k.status == status
+            and k.listener == listener
+            and k.flags == flags
+        ):
+            s = k.series
+        else:
+            key = (listener, id(target), id(ep), status, flags)
+            s = self._fast.get(key)
+            if s is None:
+                s = self._slow(ex, key)
+            self._recent[i] = _Key(listener, target, ep, status, flags, s)
         s.count += 1
         ms = (state.now() - ex.start) * 1000.0
         s.dur_sum += ms
