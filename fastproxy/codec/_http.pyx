@@ -32,7 +32,7 @@ from fastproxy.codec import framing as _fr
 __all__ = ["RequestParser", "ResponseParser"]
 
 cdef object _METHODS = _fr.METHODS
-cdef object _CONNECTION_COMMON = _fr.CONNECTION_COMMON
+cdef dict _CONNECTION_COMMON = _fr.CONNECTION_COMMON
 cdef object _tokens = _fr._tokens
 cdef long long _MAX_CL = _fr.MAX_CONTENT_LENGTH
 cdef Py_ssize_t _MAX_CHUNK_LINE = _fr.MAX_CHUNK_LINE
@@ -223,16 +223,27 @@ cdef inline bytes _name_k(const char* s, Py_ssize_t n, int* k):
     return PyBytes_FromStringAndSize(low, n)
 
 
-cdef inline bint _is_digits(bytes value):
-    # bytes.isdigit(): non-empty and ASCII digits only
+cdef inline long long _content_length(bytes value):
+    """int(value) when value.isdigit() (non-empty, ASCII digits only) and it is
+    at most framing.MAX_CONTENT_LENGTH; -1 otherwise (both are refused alike)."""
     cdef const char* p = PyBytes_AS_STRING(value)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+    cdef long long v = 0, d
     if n == 0:
-        return False
+        return -1
     for i in range(n):
         if not 48 <= p[i] <= 57:
-            return False
-    return True
+            return -1
+        d = p[i] - 48
+        if v > (_MAX_CL - d) // 10:
+            return -1
+        v = v * 10 + d
+    return v
+
+
+cdef inline bytes _sub(bytes data, Py_ssize_t start, Py_ssize_t end):
+    # data[start:end] without a slice object and its two index ints
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + start, end - start)
 
 
 cdef inline bint _host_ok(bytes host):
@@ -408,7 +419,7 @@ cdef class _Framer:
                         self._searched = 0
                         return 0
                     end += 4
-                    head = data if (pos == 0 and end == n) else data[pos:end]
+                    head = data if (pos == 0 and end == n) else _sub(data, pos, end)
                     pos = end
                 else:
                     old = len(buf)
@@ -448,7 +459,7 @@ cdef class _Framer:
                 take = n - pos
                 if <unsigned long long>take >= self._remaining:
                     take = <Py_ssize_t>self._remaining
-                    self._on_body(data[pos : pos + take])
+                    self._on_body(_sub(data, pos, pos + take))
                     pos += take
                     self._state = S_HEAD
                     self._on_end()
@@ -460,7 +471,7 @@ cdef class _Framer:
                 take = n - pos
                 if <unsigned long long>take >= self._remaining:
                     take = <Py_ssize_t>self._remaining
-                    self._on_body(data[pos : pos + take])
+                    self._on_body(_sub(data, pos, pos + take))
                     pos += take
                     self._state = S_CHUNK_CRLF
                     self._remaining = 2
@@ -624,6 +635,16 @@ cdef bint _trailer_ok(bytes line):
             return False
         i += 1
     return True
+
+
+cdef bytes _interim_head(bytes head, Py_ssize_t line_end):
+    # _INTERIM + head[line_end:], in one allocation
+    cdef Py_ssize_t k = PyBytes_GET_SIZE(_INTERIM), rest = PyBytes_GET_SIZE(head) - line_end
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, k + rest)
+    cdef char* q = PyBytes_AS_STRING(out)
+    memcpy(q, PyBytes_AS_STRING(_INTERIM), k)
+    memcpy(q + k, PyBytes_AS_STRING(head) + line_end, rest)
+    return out
 
 
 cdef class _HeadFields:
@@ -914,12 +935,9 @@ cdef class RequestParser(_Framer):
         content_length = -1
         cl_raw = f.cl_raw
         if cl_raw is not None:
-            if f.cl_conflict or not _is_digits(cl_raw):
+            content_length = _content_length(cl_raw)
+            if f.cl_conflict or content_length < 0:
                 raise _fr.bad_request()
-            cl = int(cl_raw)
-            if cl > _MAX_CL:
-                raise _fr.bad_request()
-            content_length = cl
         if f.hosts > 1 or (f.hosts == 0 and v11):
             raise _fr.bad_request()
         host = f.host
@@ -1093,7 +1111,7 @@ cdef class ResponseParser(_Framer):
         # a body would leave it waiting for that body, and a fresh parser per
         # response costs more than this copy).  The real status line was
         # checked above.
-        self._validate(_INTERIM + head[line_end:], False)
+        self._validate(_interim_head(head, line_end), False)
         cdef ResponseHead r = ResponseHead.__new__(ResponseHead)
         if self._render:
             count = _render_response(r, head, line_end, f, self._skip_slot, self._skip_rare)
@@ -1109,12 +1127,9 @@ cdef class ResponseParser(_Framer):
         content_length = -1
         cl_raw = f.cl_raw
         if cl_raw is not None:
-            if not _is_digits(cl_raw) or f.tes:
+            content_length = _content_length(cl_raw)
+            if content_length < 0 or f.tes:
                 raise _fr.upstream_error()
-            cl = int(cl_raw)
-            if cl > _MAX_CL:
-                raise _fr.upstream_error()
-            content_length = cl
         chunked = False
         if f.tes:
             if f.tes > 1 or not _ieq(f.te, b"chunked", 7):

@@ -1,8 +1,9 @@
 # How a header line of a head the codec validated splits, and how the blocks
 # rendered from such lines are written, for every compiled loop that reads a
-# head's bytes (codec/_http.pyx, pipeline/_heads.pyx).  No module behind this
-# file: the functions are inlined where they are cimported.
+# head's bytes (codec/_http.pyx, pipeline/_heads.pyx, pipeline/exchange.py).
+# No module behind this file: the functions are inlined where they are cimported.
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcpy
 
 
@@ -43,3 +44,20 @@ cdef inline Py_ssize_t put_value(char* buf, Py_ssize_t o, const char* value, Py_
     buf[o + 2 + n] = 13
     buf[o + 3 + n] = 10
     return o + n + 4
+
+
+cdef inline bint has_slash_dot(bytes path) noexcept:
+    """path.find(b"/.") >= 0, without the method call's argument parsing: a
+    request path that may hold a dot segment to normalise."""
+    cdef const char* p = PyBytes_AS_STRING(path)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(path), i = 0
+    cdef const char* q
+    while i + 1 < n:
+        q = <const char*>memchr(p + i, 47, n - i - 1)
+        if q == NULL:
+            return False
+        i = q - p
+        if p[i + 1] == 46:
+            return True
+        i += 1
+    return False

@@ -2,6 +2,9 @@
 
 cimport cython
 
+cdef bint _COMPILED
+
+from fastproxy.codec._lines cimport has_slash_dot
 from fastproxy.codec.messages cimport RequestHead, ResponseHead
 from fastproxy.pipeline.downstream cimport Downstream
 from fastproxy.pipeline._heads cimport request_block_of, response_head, upstream_head

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+try:  # a build dependency only: absent, this module runs as its pure twin
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:
+    _COMPILED = False
 from fastproxy import table
 from fastproxy.codec.framing import CONNECTION_COMMON
 from fastproxy.matcher import pick
@@ -465,8 +471,9 @@ class Exchange:
         head = self.head
         authority = self.authority
         path = head.path
-        # find, not `in`: bytes.__contains__ formats and clears a TypeError per call.
-        if path.find(b"/.") >= 0:
+        # Compiled, a C scan (codec/_lines.pxd); find, not `in`: bytes.__contains__
+        # formats and clears a TypeError per call.
+        if has_slash_dot(path) if _COMPILED else path.find(b"/.") >= 0:  # noqa: F821
             path = normalize_path(path)
         self.path = path
         # The head, not its list: the compiled matcher reads the few header
@@ -847,10 +854,11 @@ class Exchange:
         ops = dest.response_ops
         if self.request_complete:
             self.service_time = int((self.state.now() - self.complete_time) * 1000)
-        headers: list[tuple[bytes, bytes]] | None = []
+        headers: list[tuple[bytes, bytes]] | None = None
         service = tail = None
         if upgrade:
             # The connection / upgrade pair a 101 keeps: the header list.
+            headers = []
             block = b""
             has_date = False
             for h in head.headers:
@@ -877,7 +885,8 @@ class Exchange:
                 if self.request_complete:
                     st = self.service_time
                     service = _SERVICE_TIME[st] if 0 <= st < 256 else b"x-envoy-upstream-service-time: %d\r\n" % st
-                headers = None
+            else:
+                headers = []
         if headers is not None:
             if self.request_complete:
                 headers.append((b"x-envoy-upstream-service-time", b"%d" % self.service_time))

@@ -350,6 +350,17 @@ def test_content_length_body(codec, bytewise: bool) -> None:
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("value", [b"0", b"007", b"1844674407370955161", b"9223372036854775807"])
+def test_content_length_values_up_to_the_largest(codec, value: bytes) -> None:
+    # 2**63 - 1 is the largest accepted (one more is a 400: MALFORMED "cl-huge").
+    sink = parse(codec, b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + value + b"\r\n\r\n")
+    assert sink.heads()[0].content_length == int(value)
+    resp = Sink()
+    codec.ResponseParser(resp).feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\n")
+    assert resp.heads()[0].content_length == int(value)
+
+
+@pytest.mark.parametrize("codec", CODECS)
 def test_identical_content_lengths_are_coalesced(codec) -> None:
     data = b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\ncontent-length:  3\r\nX: y\r\n\r\nabc"
     sink = parse(codec, data)
@@ -611,6 +622,9 @@ MALFORMED_RESPONSES = {
     "space-before-colon": b"HTTP/1.1 200 OK\r\nX : a\r\nContent-Length: 0\r\n\r\n",
     "cl-differ": b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
     "cl-not-digits": b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\nab",
+    "cl-huge": b"HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n",
+    "cl-overflow": b"HTTP/1.1 200 OK\r\nContent-Length: 184467440737095516150\r\n\r\n",
+    "cl-empty": b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
     "cl-and-te": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "te-gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
     "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
