@@ -12,6 +12,9 @@ from typing import Any
 
 __all__ = ["Writer", "socket_fd"]
 
+# Pieces one writelines call sends at once (compiled: one sendmsg); longer lists are joined.
+MAX_PIECES = 16
+
 
 class Writer:
     """Writes go to the socket in one send() while the transport holds nothing back."""
@@ -46,6 +49,40 @@ class Writer:
             return
         self._held = True
         transport.write(data[sent:] if sent > 0 else data)
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        """write(b"".join(pieces)), without the join when the pieces go to the socket."""
+        transport = self.transport
+        if (
+            self._fd < 0
+            or len(pieces) > MAX_PIECES
+            or self._held
+            or transport.is_closing()
+            or any(type(p) is not bytes for p in pieces)
+        ):
+            self.write(b"".join(pieces))
+            return
+        total = sum(len(p) for p in pieces)
+        if not total:
+            return
+        try:
+            sent = os.writev(self._fd, pieces)
+        except OSError:
+            sent = -1
+        if sent == total:
+            return
+        self._held = True
+        if sent <= 0:
+            transport.write(b"".join(pieces))
+            return
+        rest = []
+        for piece in pieces:
+            if sent >= len(piece):
+                sent -= len(piece)
+                continue
+            rest.append(piece[sent:] if sent else piece)
+            sent = 0
+        transport.write(b"".join(rest))
 
 
 def socket_fd(transport: Any) -> int:

@@ -12,6 +12,10 @@ API (identical in fastproxy._wire and fastproxy._wire_py):
         and error reporting (connection_lost) stay the transport's.
         Every write to a connection must go through its Writer, or the
         "holds nothing back" test could miss bytes queued behind its back.
+    Writer(transport).writelines(pieces)
+        write(b"".join(pieces)) for a list of bytes, sent in one system call
+        (sendmsg; the twin: os.writev) without a joined copy when the socket
+        takes them.
     Writer.transport
         the transport it writes to.
     socket_fd(transport) -> int

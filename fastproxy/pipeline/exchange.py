@@ -305,7 +305,7 @@ class Attempt(ResponseSink):
         out = ex.out
         if out is not None:
             ex.out = None
-            ex.ds.writer.write(b"".join(out))
+            ex.ds.writer.writelines(out)
 
     def on_response_end(self, conn: UpstreamConnection) -> None:
         ex = self.ex
@@ -943,7 +943,7 @@ class Exchange:
             self.out = None
             if self.chunked_down:
                 out.append(_CHUNK_END)
-            self.ds.writer.write(b"".join(out))
+            self.ds.writer.writelines(out)
         elif self.chunked_down:
             self.ds.writer.write(_CHUNK_END)
         self.finish(False)
@@ -1098,7 +1098,7 @@ class Exchange:
         out = self.out
         if out is not None:
             self.out = None
-            self.ds.writer.write(b"".join(out))
+            self.ds.writer.writelines(out)
         if self.route_timer is not None or self.backoff_timer is not None or self.delay_timer is not None:
             self._cancel_timers()
         attempt = self.attempt

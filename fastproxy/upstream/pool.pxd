@@ -2,7 +2,11 @@
 
 cimport cython
 
+from fastproxy._clock cimport monotonic as _c_monotonic
 from fastproxy.upstream.connection cimport UpstreamConnection
+
+
+cdef bint _COMPILED
 
 
 cdef class Pool:

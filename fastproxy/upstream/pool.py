@@ -15,6 +15,12 @@ from collections.abc import Callable
 from time import monotonic as _now  # the proxy's clock (uvloop's loop.time() reads the same one, in ms)
 from typing import Any
 
+try:  # a build dependency only: absent, this module runs as its pure twin
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:
+    _COMPILED = False
 from fastproxy.upstream.connection import UpstreamConnection
 
 
@@ -86,7 +92,8 @@ class Pool:
         if not reusable or conn.closed or conn.generation != self.generation or self.closed:
             conn.abort()
             return
-        conn.idle_since = _now()
+        # Compiled, the same clock read inline (fastproxy/_clock.pxd).
+        conn.idle_since = _c_monotonic() if _COMPILED else _now()  # noqa: F821
         self.idle.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:

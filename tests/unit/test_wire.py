@@ -174,3 +174,39 @@ def test_transports_without_a_socket_get_every_write(impl: Any) -> None:
     writer.write(b"one")
     writer.write(bytearray(b"two"))
     assert sink.data == [b"one", bytearray(b"two")]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+def test_writelines_sends_pieces_whole_and_in_order_partly_sent_or_not(impl: Any) -> None:
+    # Lists of 1-20 pieces (more than the 16 one system call takes), some of them not bytes,
+    # some cut by a full socket: the peer sees b"".join of everything, in order.
+    pieces = [bytes([65 + i % 26]) * (1000 + 7919 * i % 50000) for i in range(400)]
+    lists: list[list[Any]] = []
+    i = 0
+    while i < len(pieces):
+        k = 1 + i % 20
+        lists.append(pieces[i : i + k])
+        i += k
+    lists[3] = [bytearray(p) for p in lists[3]]
+
+    async def main() -> None:
+        transport, proto, peer = await connected_pair()
+        counted = Counting(transport)
+        writer = impl.Writer(counted)
+        writer.writelines(lists[0])
+        assert counted.writes == 0  # room in the socket: one system call, no transport write
+        for group in lists[1:]:
+            writer.writelines(group)
+        assert counted.writes > 0 and proto.paused == 1
+        received = bytearray()
+        done = threading.Event()
+        threading.Thread(target=read_all, args=(peer, received, done), daemon=True).start()
+        while transport.get_write_buffer_size():
+            await asyncio.sleep(0.001)
+        transport.close()
+        await proto.lost
+        await asyncio.get_running_loop().run_in_executor(None, done.wait)
+        peer.close()
+        assert bytes(received) == b"".join(bytes(p) for group in lists for p in group)
+
+    run(main)
