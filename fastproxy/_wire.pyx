@@ -40,9 +40,7 @@ DEF MAX_PIECES = 16
 cdef class Writer:
     """Writes go to the socket in one send() while the transport holds nothing back."""
 
-    cdef readonly object transport
-    cdef int _fd  # -1: every write goes through the transport
-    cdef bint _held  # the transport was handed bytes it may still hold
+    # fields: fastproxy/_wire.pxd
 
     def __init__(self, transport):
         self.transport = transport

@@ -26,7 +26,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, Htt
 
 from fastproxy.codec import ProtocolError
 from fastproxy.codec._lines cimport block_room, header_line, put_value
-from fastproxy.codec.messages cimport DeferredHeaders, RequestHead, ResponseHead
+from fastproxy.codec.messages cimport DeferredHeaders, RequestEvents, RequestHead, ResponseEvents, ResponseHead
 from fastproxy.codec import framing as _fr
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -388,6 +388,16 @@ cdef class _Framer:
     cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
         raise NotImplementedError
 
+    # The sink's body and end callbacks: C calls when the sink derives from
+    # messages.RequestEvents / ResponseEvents, bound-method calls otherwise.
+    cdef int _body(self, bytes data) except -1:
+        self._on_body(data)
+        return 0
+
+    cdef int _end(self) except -1:
+        self._on_end()
+        return 0
+
     cdef int _feed(self, bytes data) except -1:
         cdef Py_ssize_t pos = 0, n = len(data), end, old, k, take
         cdef const char* p
@@ -459,24 +469,24 @@ cdef class _Framer:
                 take = n - pos
                 if <unsigned long long>take >= self._remaining:
                     take = <Py_ssize_t>self._remaining
-                    self._on_body(_sub(data, pos, pos + take))
+                    self._body(_sub(data, pos, pos + take))
                     pos += take
                     self._state = S_HEAD
-                    self._on_end()
+                    self._end()
                 else:
-                    self._on_body(data[pos:] if pos else data)
+                    self._body(data[pos:] if pos else data)
                     self._remaining -= take
                     return 0
             elif state == S_CHUNK_DATA:
                 take = n - pos
                 if <unsigned long long>take >= self._remaining:
                     take = <Py_ssize_t>self._remaining
-                    self._on_body(_sub(data, pos, pos + take))
+                    self._body(_sub(data, pos, pos + take))
                     pos += take
                     self._state = S_CHUNK_CRLF
                     self._remaining = 2
                 else:
-                    self._on_body(data[pos:] if pos else data)
+                    self._body(data[pos:] if pos else data)
                     self._remaining -= take
                     return 0
             elif state == S_CHUNK_CRLF:
@@ -502,7 +512,7 @@ cdef class _Framer:
                         self._trailer_bytes = 0
                 elif len(line) == 2:
                     self._state = S_HEAD
-                    self._on_end()
+                    self._end()
                 else:
                     self._trailer_bytes += len(line)
                     if self._trailer_bytes > self._max_head:
@@ -510,7 +520,7 @@ cdef class _Framer:
                     if not _trailer_ok(line):
                         raise self._fail()
             elif state == S_EOF_BODY:
-                self._on_body(data[pos:] if pos else data)
+                self._body(data[pos:] if pos else data)
                 return 0
             else:
                 return 0
@@ -842,12 +852,14 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
 
 cdef class RequestParser(_Framer):
     cdef _HeadFields _f
+    cdef RequestEvents _events
 
     def __init__(self, sink, Py_ssize_t max_head_bytes=61440, Py_ssize_t max_headers=100):
         _Framer.__init__(self, sink, max_head_bytes, max_headers)
         self._head_cb = sink.on_request_head
         self._on_body = sink.on_request_body
         self._on_end = sink.on_request_end
+        self._events = sink if isinstance(sink, RequestEvents) else None
         self._limit_status = 431
         self._limit_reason = _fr.TOO_LARGE
         self._framing_status = 400
@@ -857,9 +869,12 @@ cdef class RequestParser(_Framer):
     cdef int _on_head(self, bytes head, bytes data, Py_ssize_t pos) except -1:
         req = self._parse_head(head)
         sink = self._sink
-        self._head_cb(req)
+        if self._events is not None:
+            self._events.on_request_head(req)
+        else:
+            self._head_cb(req)
         if req.upgrade:
-            self._on_end()
+            self._end()
             sink.on_upgrade(data[pos:])
             self._state = S_UPGRADED
             return 0
@@ -871,7 +886,21 @@ cdef class RequestParser(_Framer):
             self._state = S_BODY
             return 0
         self._state = S_HEAD
-        self._on_end()
+        self._end()
+        return 0
+
+    cdef int _body(self, bytes data) except -1:
+        if self._events is not None:
+            self._events.on_request_body(data)
+        else:
+            self._on_body(data)
+        return 0
+
+    cdef int _end(self) except -1:
+        if self._events is not None:
+            self._events.on_request_end()
+        else:
+            self._on_end()
         return 0
 
     cdef RequestHead _parse_head(self, bytes head):
@@ -986,6 +1015,7 @@ cdef class ResponseParser(_Framer):
     cdef _HeadFields _f
     cdef bint _no_body
     cdef bint _render
+    cdef ResponseEvents _events
     cdef unsigned char _skip_slot[512]  # by _NAME_SLOT slot: that shared name is skipped
     cdef frozenset _skip_rare
 
@@ -1007,6 +1037,7 @@ cdef class ResponseParser(_Framer):
         self._head_cb = sink.on_response_head
         self._on_body = sink.on_response_body
         self._on_end = sink.on_response_end
+        self._events = sink if isinstance(sink, ResponseEvents) else None
         self._limit_status = 502
         self._limit_reason = _fr.UPSTREAM_ERROR
         self._framing_status = 502
@@ -1024,7 +1055,7 @@ cdef class ResponseParser(_Framer):
         if state == S_EOF_BODY:
             self._state = S_DEAD
             self._error = _fr.upstream_error()  # nothing may follow the close
-            self._on_end()
+            self._end()
         elif (state == S_HEAD and not self._buf) or state == S_UPGRADED:
             return
         else:
@@ -1038,7 +1069,7 @@ cdef class ResponseParser(_Framer):
         sink = self._sink
         if status < 200:
             if status == 101:
-                self._head_cb(resp)
+                self._head(resp)
                 sink.on_upgrade(data[pos:])
                 self._state = S_UPGRADED
                 return 0
@@ -1046,27 +1077,48 @@ cdef class ResponseParser(_Framer):
             return 0
         if self._no_body or status == 204 or status == 304:
             self._no_body = False
-            self._head_cb(resp)
+            self._head(resp)
             self._state = S_HEAD
-            self._on_end()
+            self._end()
             return 0
         if resp.chunked:
-            self._head_cb(resp)
+            self._head(resp)
             self._state = S_CHUNK_SIZE_LINE
             return 0
         cdef long long cl = resp.content_length
         if cl < 0:
             resp.keep_alive = False  # the body ends when the upstream closes
-            self._head_cb(resp)
+            self._head(resp)
             self._state = S_EOF_BODY
             return 0
-        self._head_cb(resp)
+        self._head(resp)
         if cl == 0:
             self._state = S_HEAD
-            self._on_end()
+            self._end()
             return 0
         self._remaining = cl
         self._state = S_BODY
+        return 0
+
+    cdef int _head(self, ResponseHead resp) except -1:
+        if self._events is not None:
+            self._events.on_response_head(resp)
+        else:
+            self._head_cb(resp)
+        return 0
+
+    cdef int _body(self, bytes data) except -1:
+        if self._events is not None:
+            self._events.on_response_body(data)
+        else:
+            self._on_body(data)
+        return 0
+
+    cdef int _end(self) except -1:
+        if self._events is not None:
+            self._events.on_response_end()
+        else:
+            self._on_end()
         return 0
 
     cdef ResponseHead _parse_head(self, bytes head):

@@ -20,3 +20,17 @@ cdef class ResponseHead(DeferredHeaders):
     cdef public bytes version
     cdef public bytes block
     cdef public bint has_date
+
+
+cdef class RequestEvents:
+    cpdef on_request_head(self, RequestHead head)
+    cpdef on_request_body(self, data)
+    cpdef on_request_end(self)
+    cpdef on_upgrade(self, rest)
+
+
+cdef class ResponseEvents:
+    cpdef on_response_head(self, ResponseHead head)
+    cpdef on_response_body(self, data)
+    cpdef on_response_end(self)
+    cpdef on_upgrade(self, rest)

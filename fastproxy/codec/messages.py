@@ -1,4 +1,5 @@
-"""The heads the codecs hand to the pipeline: one request head, one response head.
+"""The heads the codecs hand to the pipeline: one request head, one response
+head; and what a parser reports to (RequestEvents, ResponseEvents).
 
 Compiled with Cython in pure-Python mode (types in messages.pxd), so the
 pipeline reads their fields as C struct members; this file is also the pure
@@ -124,3 +125,42 @@ class ResponseHead(DeferredHeaders):
         # one does); None otherwise.  `has_date`: a Date header was among them.
         self.block = None
         self.has_date = False
+
+
+class RequestEvents:
+    """What a request parser reports to.  Any object with these methods will do;
+    the compiled codec calls a sink that derives from this class in C."""
+
+    __slots__ = ()
+
+    def on_request_head(self, head: RequestHead) -> None:
+        raise NotImplementedError
+
+    def on_request_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_request_end(self) -> None:
+        raise NotImplementedError
+
+    def on_upgrade(self, rest: bytes) -> None:
+        """The head asked for an upgrade: `rest` is what followed it in the same read."""
+        raise NotImplementedError
+
+
+class ResponseEvents:
+    """What a response parser reports to (see RequestEvents)."""
+
+    __slots__ = ()
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        raise NotImplementedError
+
+    def on_response_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_response_end(self) -> None:
+        raise NotImplementedError
+
+    def on_upgrade(self, rest: bytes) -> None:
+        """A 101 switched protocols: `rest` is what followed its head in the same read."""
+        raise NotImplementedError

@@ -1,12 +1,17 @@
 # Types for compiling downstream.py with Cython (pure-Python mode); downstream.py stays its own pure twin.
 
+cimport cython
+
+from fastproxy._wire cimport Writer
+from fastproxy.codec.messages cimport RequestEvents, RequestHead
 from fastproxy.pipeline.exchange cimport Exchange
 from fastproxy.server cimport ProxyState
 
 
-cdef class Downstream:
+cdef class Downstream(RequestEvents):
     cdef public ProxyState state
-    cdef public object loop, listener_name, server, server_line, transport, writer, parser, client_ip
+    cdef public object loop, listener_name, server, server_line, transport, parser, client_ip
+    cdef public Writer writer
     cdef public Exchange current, deferred
     cdef public object rx, queue, pending_error, tunnel, listener_key_str, vhost_cache
     cdef public bint mesh, write_paused, closed, advancing, feeding, eof
@@ -16,3 +21,9 @@ cdef class Downstream:
     cpdef resume(self, long reason)
     cpdef exchange_done(self, ex, bint close)
     cpdef close(self)
+    cpdef on_request_head(self, RequestHead head)
+    @cython.locals(ex=Exchange)
+    cpdef on_request_body(self, data)
+    @cython.locals(ex=Exchange)
+    cpdef on_request_end(self)
+    cpdef on_upgrade(self, rest)

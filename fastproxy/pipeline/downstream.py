@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastproxy import wire
 from fastproxy.codec import ProtocolError
+from fastproxy.codec.messages import RequestEvents
 from fastproxy.pipeline import replies
 from fastproxy.pipeline.exchange import Exchange
 
 if TYPE_CHECKING:
+    from fastproxy.codec.messages import RequestHead
     from fastproxy.server import ProxyState
     from fastproxy.table import Listener
     from fastproxy.upstream.connection import UpstreamConnection
@@ -53,7 +55,7 @@ class Pending:
         self.rest += rest
 
 
-class Downstream:
+class Downstream(RequestEvents):
     __slots__ = (
         "state",
         "loop",
@@ -237,7 +239,7 @@ class Downstream:
                 self.transport.resume_reading()
 
     # -- request sink (codec) -----------------------------------------------
-    def on_request_head(self, head: Any) -> None:
+    def on_request_head(self, head: RequestHead) -> None:
         self.phase = _BUSY
         if self.current is None and not self.queue:
             ex = Exchange(self, head)
@@ -254,10 +256,20 @@ class Downstream:
             self.pause(PAUSE_PIPELINE)
 
     def on_request_body(self, data: bytes) -> None:
-        self.rx.on_body(data)
+        rx = self.rx
+        if isinstance(rx, Exchange):
+            ex = rx  # compiled: typed, a C call
+            ex.on_body(data)
+        else:
+            rx.on_body(data)
 
     def on_request_end(self) -> None:
-        self.rx.on_end()
+        rx = self.rx
+        if isinstance(rx, Exchange):
+            ex = rx
+            ex.on_end()
+        else:
+            rx.on_end()
 
     def on_upgrade(self, rest: bytes) -> None:
         self.parser = None

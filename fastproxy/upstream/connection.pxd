@@ -1,6 +1,7 @@
 # Types for compiling connection.py with Cython (pure-Python mode); connection.py stays its own pure twin.
 
-from fastproxy.codec.messages cimport ResponseHead
+from fastproxy._wire cimport Writer
+from fastproxy.codec.messages cimport ResponseEvents, ResponseHead
 from fastproxy.upstream.pool cimport Pool
 
 cdef class UpstreamConnection
@@ -17,12 +18,17 @@ cdef class ResponseSink:
     cpdef resume_source(self)
 
 
-cdef class UpstreamConnection:
+cdef class UpstreamConnection(ResponseEvents):
     cdef public Pool pool
     cdef public ResponseSink attempt
-    cdef public object transport, writer, parser, tunnel, owner
+    cdef public object transport, parser, tunnel, owner
+    cdef public Writer writer
     cdef public long generation, requests
     cdef public double idle_since
     cdef public bint closed, eof
     cpdef _disown(self)
     cpdef abort(self)
+    cpdef on_response_head(self, ResponseHead head)
+    cpdef on_response_body(self, data)
+    cpdef on_response_end(self)
+    cpdef on_upgrade(self, rest)

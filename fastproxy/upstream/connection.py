@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastproxy import wire
 from fastproxy.codec import ProtocolError
+from fastproxy.codec.messages import ResponseEvents
 
 if TYPE_CHECKING:
+    from fastproxy.codec.messages import ResponseHead
     from fastproxy.upstream.pool import Pool
 
 
@@ -49,7 +51,7 @@ class ResponseSink:
         """The upstream socket drained."""
 
 
-class UpstreamConnection:
+class UpstreamConnection(ResponseEvents):
     __slots__ = (
         "pool",
         "transport",
@@ -154,7 +156,7 @@ class UpstreamConnection:
             self.tunnel.resume(2)
 
     # -- response sink (codec) --------------------------------------------
-    def on_response_head(self, head: Any) -> None:
+    def on_response_head(self, head: ResponseHead) -> None:
         attempt = self.attempt
         if attempt is not None:
             attempt.on_response_head(head)
