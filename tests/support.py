@@ -285,7 +285,12 @@ class Proxy:
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=self.tmp, env=env, stdout=subprocess.DEVNULL, stderr=self._stderr)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                # No __exit__ follows a failed start: stop it here, so the failure is what gets reported.
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float = 15.0) -> None:

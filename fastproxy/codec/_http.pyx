@@ -26,7 +26,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, Htt
 
 from fastproxy.codec import ProtocolError
 from fastproxy.codec._lines cimport block_room, header_line, put_value
-from fastproxy.codec.messages cimport DeferredHeaders, RequestEvents, RequestHead, ResponseEvents, ResponseHead
+from fastproxy.codec.messages cimport DeferredHeaders, Parser, RequestEvents, RequestHead, ResponseEvents, ResponseHead
 from fastproxy.codec import framing as _fr
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -326,7 +326,7 @@ cdef class _Done:
         self.complete = True
 
 
-cdef class _Framer:
+cdef class _Framer(Parser):
     """framing._Framer, typed: head splitting, head limits, body framing."""
 
     cdef object _sink
@@ -364,10 +364,10 @@ cdef class _Framer:
         self._llhttp = None
         self._done = _Done()
 
-    def head_started(self):
+    cpdef bint head_started(self):
         return self._state == S_HEAD and self._buf is not None and len(self._buf) > 0
 
-    def feed(self, data):
+    cpdef feed(self, data):
         if self._error is not None:
             raise self._error
         try:

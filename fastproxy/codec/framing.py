@@ -74,6 +74,7 @@ import re
 from collections.abc import Iterable
 
 from fastproxy.codec import ProtocolError, RequestHead, ResponseHead
+from fastproxy.codec.messages import Parser
 
 BAD_REQUEST = "Bad Request"
 TOO_LARGE = "Request Header Fields Too Large"
@@ -380,7 +381,7 @@ _UPGRADED = 7
 _DEAD = 8
 
 
-class _Framer:
+class _Framer(Parser):
     """Head splitting, head limits and body framing shared by both parsers.
 
     Subclasses set `_on_body` / `_on_end` and implement `_on_head(head, rest)`,

@@ -22,6 +22,11 @@ cdef class ResponseHead(DeferredHeaders):
     cdef public bint has_date
 
 
+cdef class Parser:
+    cpdef feed(self, data)
+    cpdef bint head_started(self)
+
+
 cdef class RequestEvents:
     cpdef on_request_head(self, RequestHead head)
     cpdef on_request_body(self, data)

@@ -1,5 +1,6 @@
 """The heads the codecs hand to the pipeline: one request head, one response
-head; and what a parser reports to (RequestEvents, ResponseEvents).
+head; what a parser reports to (RequestEvents, ResponseEvents), and the base
+of every parser (Parser).
 
 Compiled with Cython in pure-Python mode (types in messages.pxd), so the
 pipeline reads their fields as C struct members; this file is also the pure
@@ -125,6 +126,20 @@ class ResponseHead(DeferredHeaders):
         # one does); None otherwise.  `has_date`: a Date header was among them.
         self.block = None
         self.has_date = False
+
+
+class Parser:
+    """What the pipeline asks of every parser (the whole interface: codec/__init__.py).
+    A compiled base class, so the compiled pipeline calls these in C."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def head_started(self) -> bool:
+        """Whether part of the next head has arrived (idle or head timeout)."""
+        raise NotImplementedError
 
 
 class RequestEvents:

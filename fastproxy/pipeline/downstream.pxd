@@ -3,14 +3,15 @@
 cimport cython
 
 from fastproxy._wire cimport Writer
-from fastproxy.codec.messages cimport RequestEvents, RequestHead
+from fastproxy.codec.messages cimport Parser, RequestEvents, RequestHead
 from fastproxy.pipeline.exchange cimport Exchange
 from fastproxy.server cimport ProxyState
 
 
 cdef class Downstream(RequestEvents):
     cdef public ProxyState state
-    cdef public object loop, listener_name, server, server_line, transport, parser, client_ip
+    cdef public object loop, listener_name, server, server_line, transport, client_ip
+    cdef public Parser parser
     cdef public Writer writer
     cdef public Exchange current, deferred
     cdef public object rx, queue, pending_error, tunnel, listener_key_str, vhost_cache

@@ -141,8 +141,7 @@ class Downstream(RequestEvents):
         if tunnel is not None:
             tunnel.writer.write(data)
             return
-        parser = self.parser
-        if parser is None:
+        if self.parser is None:
             rx = self.rx
             if rx is not None and rx.head.upgrade and self.pending_error is None:
                 rx.on_upgrade_data(data)  # waiting for the upstream's 101
@@ -152,7 +151,7 @@ class Downstream(RequestEvents):
             self.deadline = self.state.now() + self.state.head_timeout
         self.feeding = True
         try:
-            parser.feed(data)
+            self.parser.feed(data)  # compiled: a C call (codec/messages.py Parser)
         except ProtocolError as err:
             self.feeding = False
             self.protocol_error(err)
@@ -312,8 +311,7 @@ class Downstream(RequestEvents):
                 self.close()
                 return
             self.resume(PAUSE_PIPELINE)
-            parser = self.parser
-            if parser is not None and parser.head_started():
+            if self.parser is not None and self.parser.head_started():
                 self.phase = _HEAD
                 self.deadline = self.state.now() + self.state.head_timeout
             else:

@@ -1,7 +1,7 @@
 # Types for compiling connection.py with Cython (pure-Python mode); connection.py stays its own pure twin.
 
 from fastproxy._wire cimport Writer
-from fastproxy.codec.messages cimport ResponseEvents, ResponseHead
+from fastproxy.codec.messages cimport Parser, ResponseEvents, ResponseHead
 from fastproxy.upstream.pool cimport Pool
 
 cdef class UpstreamConnection
@@ -21,7 +21,8 @@ cdef class ResponseSink:
 cdef class UpstreamConnection(ResponseEvents):
     cdef public Pool pool
     cdef public ResponseSink attempt
-    cdef public object transport, parser, tunnel, owner
+    cdef public object transport, tunnel, owner
+    cdef public Parser parser
     cdef public Writer writer
     cdef public long generation, requests
     cdef public double idle_since
