@@ -33,6 +33,11 @@ __all__ = ["RequestParser", "ResponseParser"]
 
 cdef object _METHODS = _fr.METHODS
 cdef dict _CONNECTION_COMMON = _fr.CONNECTION_COMMON
+# Connection tokens a head's framing depends on (_HeadFields.connection_tokens).
+cdef enum:
+    C_CLOSE = 1
+    C_KEEP_ALIVE = 2
+    C_UPGRADE = 4
 cdef object _tokens = _fr._tokens
 cdef long long _MAX_CL = _fr.MAX_CONTENT_LENGTH
 cdef Py_ssize_t _MAX_CHUNK_LINE = _fr.MAX_CHUNK_LINE
@@ -223,11 +228,11 @@ cdef inline bytes _name_k(const char* s, Py_ssize_t n, int* k):
     return PyBytes_FromStringAndSize(low, n)
 
 
-cdef inline long long _content_length(bytes value):
-    """int(value) when value.isdigit() (non-empty, ASCII digits only) and it is
-    at most framing.MAX_CONTENT_LENGTH; -1 otherwise (both are refused alike)."""
-    cdef const char* p = PyBytes_AS_STRING(value)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+cdef inline long long _content_length_at(const char* p, Py_ssize_t n):
+    """int(value) of the n bytes at p when value.isdigit() (non-empty, ASCII
+    digits only) and it is at most framing.MAX_CONTENT_LENGTH; -1 otherwise
+    (both are refused alike)."""
+    cdef Py_ssize_t i
     cdef long long v = 0, d
     if n == 0:
         return -1
@@ -662,43 +667,100 @@ cdef class _HeadFields:
 
     cdef public object host
     cdef public int hosts
-    cdef public object cl_raw
     cdef public bint cl_conflict
     cdef public object te
     cdef public int tes
     cdef public object conn
     cdef public bint has_upgrade
     cdef public bint expect
+    # Content-Length and Connection values are noted where they lie in the
+    # head's bytes: the common head builds no bytes object for them.
+    cdef const char* _p  # the head's bytes, while it is split
+    cdef Py_ssize_t cl_start, cl_len  # the first Content-Length value; cl_len -1: none
+    cdef Py_ssize_t conn_start, conn_len  # a lone Connection value; conn_len -1: none or `conn` holds them
 
-    cdef void reset(self):
+    cdef void reset(self, const char* p):
         self.host = None
         self.hosts = 0
-        self.cl_raw = None
         self.cl_conflict = False
         self.te = None
         self.tes = 0
         self.conn = None
         self.has_upgrade = False
         self.expect = False
+        self._p = p
+        self.cl_len = -1
+        self.conn_len = -1
+
+    cdef int note_at(self, int kind, Py_ssize_t vs, Py_ssize_t ve, bint request) except -1:
+        """A framing header (kind from _special) whose value is [vs, ve) of the head."""
+        cdef Py_ssize_t n = ve - vs
+        if kind == H_CL:
+            if self.cl_len < 0:
+                self.cl_start = vs
+                self.cl_len = n
+            elif n != self.cl_len or memcmp(self._p + vs, self._p + self.cl_start, n) != 0:
+                self.cl_conflict = True
+        elif kind == H_CONNECTION:
+            if self.conn_len < 0 and self.conn is None:
+                self.conn_start = vs
+                self.conn_len = n
+            else:
+                # Repeated: the values joined with ",", as bytes.
+                self.conn = self.connection() + b"," + PyBytes_FromStringAndSize(self._p + vs, n)
+                self.conn_len = -1
+        else:
+            self.note(kind, PyBytes_FromStringAndSize(self._p + vs, n), request)
+        return 0
+
+    cdef long long content_length(self):
+        """_content_length of the first Content-Length value, without a bytes object."""
+        return _content_length_at(self._p + self.cl_start, self.cl_len)
+
+    cdef object connection(self):
+        """The Connection values joined with ","; None when there is none."""
+        if self.conn_len >= 0:
+            return PyBytes_FromStringAndSize(self._p + self.conn_start, self.conn_len)
+        return self.conn
+
+    cdef int connection_tokens(self) except -2:
+        """Which of close / keep-alive / upgrade framing's tokens of the Connection
+        values hold (C_CLOSE | C_KEEP_ALIVE | C_UPGRADE); -1 when there is no
+        Connection header.  A lone common value is matched in place."""
+        cdef const char* v
+        cdef Py_ssize_t n = self.conn_len
+        cdef int found = 0
+        if n >= 0:
+            v = self._p + self.conn_start
+            if n == 10 and _ieq_c(v, b"keep-alive", 10):
+                return C_KEEP_ALIVE
+            if n == 5 and _ieq_c(v, b"close", 5):
+                return C_CLOSE
+        conn = self.connection()
+        if conn is None:
+            return -1
+        tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
+        if b"close" in tokens:
+            found |= C_CLOSE
+        if b"keep-alive" in tokens:
+            found |= C_KEEP_ALIVE
+        if b"upgrade" in tokens:
+            found |= C_UPGRADE
+        return found
 
     cdef int note(self, int kind, bytes value, bint request) except -1:
         """A framing header (kind from _special) and its value, as the head's splitters find them."""
         if kind == H_HOST:
             self.host = value
             self.hosts += 1
-        elif kind == H_CL:
-            if self.cl_raw is None:
-                self.cl_raw = value
-            elif value != self.cl_raw:
-                self.cl_conflict = True
+        elif kind == H_CL or kind == H_CONNECTION:
+            raise AssertionError("noted by note_at")
         elif kind == H_TE:
             if request:
                 self.te = value if (self.te is None or not value) else self.te
             else:
                 self.te = value
             self.tes += 1
-        elif kind == H_CONNECTION:
-            self.conn = value if self.conn is None else self.conn + b"," + value
         elif kind == H_UPGRADE:
             self.has_upgrade = True
         elif _ieq(value, b"100-continue", 12):
@@ -714,7 +776,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
     cdef bytes name, value
     cdef int kind
-    f.reset()
+    f.reset(p)
     if pos >= stop:
         return 0
     while True:
@@ -725,12 +787,16 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
             kind = _special(PyBytes_AS_STRING(name), colon - pos)
         else:
             kind = _special_raw(p + pos, colon - pos)
-        if out is not None or kind:
+        if out is not None:
             value = PyBytes_FromStringAndSize(p + vs, ve - vs)
-            if out is not None:
-                out.append((name, value))
-        if kind:
-            f.note(kind, value, request)
+            out.append((name, value))
+            if kind:
+                if kind == H_CL or kind == H_CONNECTION:
+                    f.note_at(kind, vs, ve, request)
+                else:
+                    f.note(kind, value, request)
+        elif kind:
+            f.note_at(kind, vs, ve, request)
         if e >= stop:
             break
         pos = e + 2
@@ -808,7 +874,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
     cdef bytes name, value
     cdef int kind, k
     cdef bint has_date = False, skipped
-    f.reset()
+    f.reset(p)
     r._headers = None
     r._raw = head
     r._start = pos
@@ -829,7 +895,7 @@ cdef Py_ssize_t _render_response(ResponseHead r, bytes head, Py_ssize_t line_end
             count += 1
             kind = _special(PyBytes_AS_STRING(name), n)
             if kind:
-                f.note(kind, PyBytes_FromStringAndSize(p + vs, ve - vs), False)
+                f.note_at(kind, vs, ve, False)
             if k >= 0:
                 skipped = skip_slot[k]
             else:
@@ -911,6 +977,7 @@ cdef class RequestParser(_Framer):
         cdef Py_ssize_t count
         cdef long long content_length
         cdef bint chunked, keep_alive, upgrade, v11
+        cdef int tokens
         # Request line, the shape framing._REQUEST_LINE accepts:
         # token SP target SP "HTTP/1." [01] CRLF
         while i < n and TCHAR[p[i]]:
@@ -962,9 +1029,8 @@ cdef class RequestParser(_Framer):
         else:
             path, authority = _fr.split_target(method, target)
         content_length = -1
-        cl_raw = f.cl_raw
-        if cl_raw is not None:
-            content_length = _content_length(cl_raw)
+        if f.cl_len >= 0:
+            content_length = f.content_length()
             if f.cl_conflict or content_length < 0:
                 raise _fr.bad_request()
         if f.hosts > 1 or (f.hosts == 0 and v11):
@@ -975,22 +1041,21 @@ cdef class RequestParser(_Framer):
         chunked = False
         if f.tes:
             te = f.te
-            if not v11 or cl_raw is not None or not te:
+            if not v11 or f.cl_len >= 0 or not te:
                 raise _fr.bad_request()
             if f.tes > 1 or not _ieq(te, b"chunked", 7):
                 raise ProtocolError(501, _fr.NOT_IMPLEMENTED)
             chunked = True
         upgrade = False
-        conn = f.conn
-        if conn is None:
+        tokens = f.connection_tokens()
+        if tokens < 0:
             keep_alive = v11
         else:
-            tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
-            if b"close" in tokens:
+            if tokens & C_CLOSE:
                 keep_alive = False
             else:
-                keep_alive = v11 or b"keep-alive" in tokens
-            upgrade = f.has_upgrade and b"upgrade" in tokens
+                keep_alive = v11 or (tokens & C_KEEP_ALIVE) != 0
+            upgrade = f.has_upgrade and (tokens & C_UPGRADE) != 0
         # Filled field by field: no argument tuple for eleven values per request.
         cdef RequestHead h = RequestHead.__new__(RequestHead)
         h.method = method
@@ -1131,6 +1196,7 @@ cdef class ResponseParser(_Framer):
         cdef list headers
         cdef long long content_length
         cdef bint chunked, keep_alive, ok, v11
+        cdef int tokens
         # Status line, the shape framing._STATUS_LINE accepts:
         # "HTTP/1." [01] SP [1-9][0-9][0-9] [SP text*] CRLF
         ok = (
@@ -1177,9 +1243,8 @@ cdef class ResponseParser(_Framer):
         if f.cl_conflict:
             raise _fr.upstream_error()
         content_length = -1
-        cl_raw = f.cl_raw
-        if cl_raw is not None:
-            content_length = _content_length(cl_raw)
+        if f.cl_len >= 0:
+            content_length = f.content_length()
             if content_length < 0 or f.tes:
                 raise _fr.upstream_error()
         chunked = False
@@ -1187,15 +1252,14 @@ cdef class ResponseParser(_Framer):
             if f.tes > 1 or not _ieq(f.te, b"chunked", 7):
                 raise _fr.upstream_error()
             chunked = True
-        conn = f.conn
-        if conn is None:
+        tokens = f.connection_tokens()
+        if tokens < 0:
             keep_alive = v11
         else:
-            tokens = _CONNECTION_COMMON.get(conn) or _tokens(conn)
-            if b"close" in tokens:
+            if tokens & C_CLOSE:
                 keep_alive = False
             else:
-                keep_alive = v11 or b"keep-alive" in tokens
+                keep_alive = v11 or (tokens & C_KEEP_ALIVE) != 0
         r.status = status
         r.keep_alive = keep_alive
         r.chunked = chunked

@@ -360,6 +360,33 @@ def test_content_length_values_up_to_the_largest(codec, value: bytes) -> None:
     assert resp.heads()[0].content_length == int(value)
 
 
+CONNECTION_CASES = [
+    # (version, Connection lines, keep-alive)
+    (b"1.1", [], True),
+    (b"1.0", [], False),
+    (b"1.0", [b"KEEP-ALIVE"], True),
+    (b"1.0", [b"keep-alive "], True),
+    (b"1.1", [b"Close"], False),
+    (b"1.1", [b"cLoSe"], False),
+    (b"1.1", [b"keep-alive", b"close"], False),
+    (b"1.0", [b"foo", b"Keep-Alive"], True),
+    (b"1.0", [b"keep-alive, close"], False),
+    (b"1.1", [b"closed"], True),
+    (b"1.0", [b"keep-alivex"], False),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize(("version", "values", "keep_alive"), CONNECTION_CASES)
+def test_connection_values_decide_keep_alive(codec, version: bytes, values: list[bytes], keep_alive: bool) -> None:
+    lines = b"".join(b"Connection: " + v + b"\r\n" for v in values)
+    sink = parse(codec, b"GET / HTTP/" + version + b"\r\n" + H + lines + b"\r\n")
+    assert sink.heads()[0].keep_alive is keep_alive
+    resp = Sink()
+    codec.ResponseParser(resp).feed(b"HTTP/" + version + b" 200 OK\r\nContent-Length: 0\r\n" + lines + b"\r\n")
+    assert resp.heads()[0].keep_alive is keep_alive
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_identical_content_lengths_are_coalesced(codec) -> None:
     data = b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\ncontent-length:  3\r\nX: y\r\n\r\nabc"
