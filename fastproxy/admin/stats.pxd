@@ -5,7 +5,7 @@ cimport cython
 from fastproxy.pipeline.exchange cimport Exchange
 from fastproxy.server cimport ProxyState
 
-cdef tuple _BOUNDS
+cdef double _BOUNDS[19]  # len(BUCKETS)
 cdef Py_ssize_t _NBOUNDS
 cdef bint _COMPILED
 cdef Py_ssize_t _RECENT
@@ -29,7 +29,12 @@ cdef class Series:
     cdef public object labels, cluster, host, listener, subset
     cdef public long long count, req_sum, resp_sum
     cdef public double dur_sum
-    cdef public list dur_b, req_b, resp_b
+    # NB each
+    cdef public long long dur_b[20]
+    cdef public long long req_b[20]
+    cdef public long long resp_b[20]
+    @cython.locals(i=Py_ssize_t)
+    cpdef add(self, Series other)
 
 
 cdef class Stats:

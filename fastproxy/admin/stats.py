@@ -45,10 +45,11 @@ BUCKETS: tuple[float, ...] = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
     300000, 600000, 1800000, 3600000,
 )  # fmt: skip
-NB = len(BUCKETS) + 1  # + the +Inf slot
-# The bounds as floats, so the compiled module compares C doubles.
+NB = len(BUCKETS) + 1  # + the +Inf slot (stats.pxd sizes the compiled arrays by these: 19 and 20)
+# The bounds as floats; compiled, a C array of doubles.
 _BOUNDS: tuple[float, ...] = tuple(float(b) for b in BUCKETS)
-_NBOUNDS = len(_BOUNDS)
+_NBOUNDS = len(BUCKETS)
+_NO_COUNTS = (0,) * NB
 
 
 def _bucket(v: float) -> int:
@@ -114,10 +115,11 @@ class Series:
         self.dur_sum = 0.0
         self.req_sum = 0
         self.resp_sum = 0
-        # Per-bucket (not cumulative) counts; cumulated when rendered.
-        self.dur_b = [0] * NB
-        self.req_b = [0] * NB
-        self.resp_b = [0] * NB
+        # Per-bucket (not cumulative) counts; cumulated when rendered.  Compiled,
+        # C arrays: reading one gives a list (a copy), assigning one takes a list.
+        self.dur_b = list(_NO_COUNTS)
+        self.req_b = list(_NO_COUNTS)
+        self.resp_b = list(_NO_COUNTS)
 
     def row(self) -> list[Any]:
         return [list(self.labels), self.cluster, self.host, self.listener, self.subset, self.count,
@@ -135,9 +137,10 @@ class Series:
         self.dur_sum += other.dur_sum
         self.req_sum += other.req_sum
         self.resp_sum += other.resp_sum
-        for mine, theirs in ((self.dur_b, other.dur_b), (self.req_b, other.req_b), (self.resp_b, other.resp_b)):
-            for i, v in enumerate(theirs):
-                mine[i] += v
+        for i in range(NB):
+            self.dur_b[i] += other.dur_b[i]
+            self.req_b[i] += other.req_b[i]
+            self.resp_b[i] += other.resp_b[i]
 
 
 class _Key:

@@ -64,7 +64,9 @@ def test_labels_are_escaped_and_histograms_cumulative() -> None:
     labels = tuple('we"ird\\\nname' if name == "destination_app" else "x" for name in LABELS)
     s = Series(labels, "c", "h", "mesh", "")
     s.count = 3
-    s.dur_b[0], s.dur_b[3], s.dur_b[-1] = 1, 1, 1
+    counts = [0] * len(BUCKETS + (float("inf"),))
+    counts[0] = counts[3] = counts[-1] = 1
+    s.dur_b = counts  # the buckets are assigned whole: compiled, they are a C array
     merged = Merged()
     merged.series[(labels, "c", "h", "mesh")] = s
     text = render_prometheus(merged, {"retries": 2}, {"downstream_connections": 1}).decode()
