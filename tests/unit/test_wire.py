@@ -24,6 +24,7 @@ except ImportError:  # not built: the twin alone
     pass
 
 DEADLINE = 10.0
+each_build = pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -81,7 +82,19 @@ def read_all(peer: socket.socket, out: bytearray, done: threading.Event) -> None
     done.set()
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+async def drain_close_and_join(
+    transport: asyncio.Transport, proto: Proto, peer: socket.socket, done: threading.Event
+) -> None:
+    """Let the transport send all it holds, close it, and wait for the reader to see the end."""
+    while transport.get_write_buffer_size():
+        await asyncio.sleep(0.001)
+    transport.close()
+    await proto.lost
+    await asyncio.get_running_loop().run_in_executor(None, done.wait)
+    peer.close()
+
+
+@each_build
 def test_writes_arrive_in_order_through_a_full_socket_and_flow_control_holds(impl: Any) -> None:
     chunks = [struct.pack(">I", i) * 16384 for i in range(160)]  # 64 KiB each, 10 MiB in all
 
@@ -109,18 +122,13 @@ def test_writes_arrive_in_order_through_a_full_socket_and_flow_control_holds(imp
             writer.write(c)
         # Drained: the direct path again, until the socket is full once more.
         assert counted.writes - before < len(chunks) - 100
-        while transport.get_write_buffer_size():
-            await asyncio.sleep(0.001)
-        transport.close()
-        await proto.lost
-        await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        peer.close()
+        await drain_close_and_join(transport, proto, peer, done)
         assert bytes(received) == b"".join(chunks)
 
     run(main)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+@each_build
 def test_a_closing_transport_drops_later_writes_as_its_own_write_does(impl: Any) -> None:
     async def main() -> None:
         transport, proto, peer = await connected_pair()
@@ -139,7 +147,7 @@ def test_a_closing_transport_drops_later_writes_as_its_own_write_does(impl: Any)
     run(main)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+@each_build
 def test_a_reset_peer_is_reported_through_connection_lost(impl: Any) -> None:
     async def main() -> None:
         transport, proto, peer = await connected_pair()
@@ -156,7 +164,7 @@ def test_a_reset_peer_is_reported_through_connection_lost(impl: Any) -> None:
     run(main)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+@each_build
 def test_transports_without_a_socket_get_every_write(impl: Any) -> None:
     class Sink:
         def __init__(self) -> None:
@@ -176,7 +184,7 @@ def test_transports_without_a_socket_get_every_write(impl: Any) -> None:
     assert sink.data == [b"one", bytearray(b"two")]
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda m: m.__name__.rpartition(".")[2])
+@each_build
 def test_writelines_sends_pieces_whole_and_in_order_partly_sent_or_not(impl: Any) -> None:
     # Lists of 1-20 pieces (more than the 16 one system call takes), some of them not bytes,
     # some cut by a full socket: the peer sees b"".join of everything, in order.
@@ -201,12 +209,7 @@ def test_writelines_sends_pieces_whole_and_in_order_partly_sent_or_not(impl: Any
         received = bytearray()
         done = threading.Event()
         threading.Thread(target=read_all, args=(peer, received, done), daemon=True).start()
-        while transport.get_write_buffer_size():
-            await asyncio.sleep(0.001)
-        transport.close()
-        await proto.lost
-        await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        peer.close()
+        await drain_close_and_join(transport, proto, peer, done)
         assert bytes(received) == b"".join(bytes(p) for group in lists for p in group)
 
     run(main)
