@@ -662,6 +662,15 @@ cdef bytes _interim_head(bytes head, Py_ssize_t line_end):
     return out
 
 
+cdef inline bint _keep_alive(int tokens, bint v11):
+    """framing's keep-alive rule from _HeadFields.connection_tokens (-1: no Connection header)."""
+    if tokens < 0:
+        return v11
+    if tokens & C_CLOSE:
+        return False
+    return v11 or (tokens & C_KEEP_ALIVE) != 0
+
+
 cdef class _HeadFields:
     """The framing headers of one head, collected while the list is built."""
 
@@ -1046,16 +1055,9 @@ cdef class RequestParser(_Framer):
             if f.tes > 1 or not _ieq(te, b"chunked", 7):
                 raise ProtocolError(501, _fr.NOT_IMPLEMENTED)
             chunked = True
-        upgrade = False
         tokens = f.connection_tokens()
-        if tokens < 0:
-            keep_alive = v11
-        else:
-            if tokens & C_CLOSE:
-                keep_alive = False
-            else:
-                keep_alive = v11 or (tokens & C_KEEP_ALIVE) != 0
-            upgrade = f.has_upgrade and (tokens & C_UPGRADE) != 0
+        keep_alive = _keep_alive(tokens, v11)
+        upgrade = tokens > 0 and f.has_upgrade and (tokens & C_UPGRADE) != 0
         # Filled field by field: no argument tuple for eleven values per request.
         cdef RequestHead h = RequestHead.__new__(RequestHead)
         h.method = method
@@ -1196,7 +1198,6 @@ cdef class ResponseParser(_Framer):
         cdef list headers
         cdef long long content_length
         cdef bint chunked, keep_alive, ok, v11
-        cdef int tokens
         # Status line, the shape framing._STATUS_LINE accepts:
         # "HTTP/1." [01] SP [1-9][0-9][0-9] [SP text*] CRLF
         ok = (
@@ -1252,14 +1253,7 @@ cdef class ResponseParser(_Framer):
             if f.tes > 1 or not _ieq(f.te, b"chunked", 7):
                 raise _fr.upstream_error()
             chunked = True
-        tokens = f.connection_tokens()
-        if tokens < 0:
-            keep_alive = v11
-        else:
-            if tokens & C_CLOSE:
-                keep_alive = False
-            else:
-                keep_alive = v11 or (tokens & C_KEEP_ALIVE) != 0
+        keep_alive = _keep_alive(f.connection_tokens(), v11)
         r.status = status
         r.keep_alive = keep_alive
         r.chunked = chunked
