@@ -1,8 +1,11 @@
 # Types for compiling server.py with Cython (pure-Python mode); server.py stays its own pure twin.
 
+cimport cython
+
 from fastproxy._clock cimport monotonic as _c_monotonic
 from fastproxy.pipeline._heads cimport RequestIds
 
+@cython.final
 cdef class ProxyState:
     cdef public object loop, limits, request_parser, upstream, rng, fault_rng, id_rng, counters
     cdef public object stats, record, access_log, config, _sweeper

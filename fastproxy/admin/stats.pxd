@@ -37,6 +37,7 @@ cdef class Series:
     cpdef add(self, Series other)
 
 
+@cython.final
 cdef class Stats:
     cdef public object loop, series, _pins, _config, mirrors
     cdef public dict _fast

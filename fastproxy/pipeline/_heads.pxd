@@ -3,7 +3,8 @@
 
 from fastproxy.codec.messages cimport RequestHead
 
-cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing)
+cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing,
+                          bint xfp=*, bytes request_id=*)
 cpdef bytes response_head(bytes status_line, bytes block, service, tail, date, bytes server, framing, connection)
 cpdef tuple request_block_of(RequestHead head, bint gateway)
 cpdef bytes request_id(bits)

@@ -34,6 +34,7 @@ from fastproxy.pipeline._heads_py import (
     SKIP,
     XFF,
     XFP,
+    XFP_LINE,
 )
 from fastproxy.pipeline.headers import RESPONSE_SKIP
 
@@ -226,9 +227,12 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
 
 cdef bytes _HTTP11_HOST = b" HTTP/1.1\r\nhost: "
 cdef bytes _FIRST_ATTEMPT = FIRST_ATTEMPT
+cdef bytes _XFP_LINE = XFP_LINE
+cdef bytes _REQUEST_ID_NAME = b"x-request-id: "
 
 
-cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing):
+cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block, list extra, bytes framing,
+                          bint xfp=False, bytes request_id=None):
     """The head for an upstream's first attempt, in one allocation."""
     if method is None or path is None or authority is None or block is None or extra is None or framing is None:
         raise TypeError("upstream_head() takes no None")
@@ -239,6 +243,10 @@ cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block
     total = (PyBytes_GET_SIZE(method) + 1 + PyBytes_GET_SIZE(path) + PyBytes_GET_SIZE(_HTTP11_HOST)
              + PyBytes_GET_SIZE(authority) + 2 + PyBytes_GET_SIZE(block) + PyBytes_GET_SIZE(framing)
              + PyBytes_GET_SIZE(_FIRST_ATTEMPT))
+    if xfp:
+        total += PyBytes_GET_SIZE(_XFP_LINE)
+    if request_id is not None:
+        total += PyBytes_GET_SIZE(_REQUEST_ID_NAME) + PyBytes_GET_SIZE(request_id) + 2
     for i in range(n):
         h = <object>PyList_GET_ITEM(extra, i)
         total += PyBytes_GET_SIZE(<bytes>h[0]) + PyBytes_GET_SIZE(<bytes>h[1]) + 4
@@ -260,6 +268,13 @@ cpdef bytes upstream_head(bytes method, bytes path, bytes authority, bytes block
         o[0] = 58  # ":"
         o[1] = 32
         o = _put(o + 2, value)
+        o[0] = 13
+        o[1] = 10
+        o += 2
+    if xfp:
+        o = _put(o, _XFP_LINE)
+    if request_id is not None:
+        o = _put(_put(o, _REQUEST_ID_NAME), request_id)
         o[0] = 13
         o[1] = 10
         o += 2

@@ -85,12 +85,27 @@ def request_kept(
 FIRST_ATTEMPT = b"x-envoy-attempt-count: 1\r\n\r\n"
 
 
+# The x-forwarded-proto line a head gets when the client sent none that is kept.
+XFP_LINE = b"x-forwarded-proto: http\r\n"
+
+
 def upstream_head(
-    method: bytes, path: bytes, authority: bytes, block: bytes, extra: list[tuple[bytes, bytes]], framing: bytes
+    method: bytes,
+    path: bytes,
+    authority: bytes,
+    block: bytes,
+    extra: list[tuple[bytes, bytes]],
+    framing: bytes,
+    xfp: bool = False,
+    request_id: bytes | None = None,
 ) -> bytes:
     out = [method, b" ", path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n", block]
     for name, value in extra:
         out += (name, b": ", value, b"\r\n")
+    if xfp:
+        out.append(XFP_LINE)
+    if request_id is not None:
+        out += (b"x-request-id: ", request_id, b"\r\n")
     out += (framing, FIRST_ATTEMPT)
     return b"".join(out)
 

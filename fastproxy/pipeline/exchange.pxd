@@ -14,8 +14,9 @@ from fastproxy.table cimport Destination, Endpoint, Fault, Route, RouteEntry, Re
 from fastproxy.upstream.balancer cimport ClusterState, HostState
 from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
 
-cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS
+cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS, _HAS_XFP, _HAS_REQUEST_ID
 cdef tuple _SERVICE_TIME
+cdef list _NO_EXTRA
 cdef DateHeader DATE
 
 
@@ -34,6 +35,7 @@ cdef class Attempt(ResponseSink):
     cpdef release(self, bint reusable)
 
 
+@cython.final
 cdef class Exchange:
     cdef public Downstream ds
     cdef public RequestHead head
@@ -56,6 +58,7 @@ cdef class Exchange:
     cpdef _match(self, VirtualHost vh, long match_port)
     @cython.locals(cs=ClusterState, route=Route, fault=Fault, dest=Destination)
     cpdef _route(self)
+    @cython.locals(flags=long, xfp=bint)
     cpdef _build_upstream_head(self, Route route, Destination dest)
     cpdef on_body(self, data)
     cpdef on_end(self)

@@ -67,8 +67,11 @@ _GRPC_CODES = {
 }  # fmt: skip
 _ACTION_ROUTE = table.ACTION_ROUTE  # module constants the compiled build types (exchange.pxd)
 _RETRY_RETRIABLE_HEADERS = table.RETRY_RETRIABLE_HEADERS
+_HAS_XFP = HAS_XFP
+_HAS_REQUEST_ID = HAS_REQUEST_ID
 _CHUNK_END = b"0\r\n\r\n"
 # Service-time lines for the usual values, formatted once instead of per response.
+_NO_EXTRA: list[tuple[bytes, bytes]] = []  # never appended to: upstream_head only reads it
 _SERVICE_TIME = tuple(b"x-envoy-upstream-service-time: %d\r\n" % n for n in range(256))
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
 
@@ -619,19 +622,21 @@ class Exchange:
         if nominated and headers is None:
             # Rare: the Connection header names more hop-by-hop headers to drop.
             headers = request_kept(head.headers, gateway)[0]
-        extra = []
-        if head.upgrade and upgrade is not None:
-            extra.append((b"connection", b"upgrade"))
-            extra.append((b"upgrade", upgrade))
-        if gateway:
-            client = ds.client_ip
-            extra.append((b"x-forwarded-for", xff + b", " + client if xff else client))
-        if not flags & HAS_XFP:
-            extra.append((b"x-forwarded-proto", b"http"))
-        if not flags & HAS_REQUEST_ID:
-            extra.append((b"x-request-id", self.state.request_ids.next()))
-        if up_path is not path:
-            extra.append((b"x-envoy-original-path", head.path))
+        # x-forwarded-proto and x-request-id are upstream_head's own parameters:
+        # a common head builds no `extra` list.
+        extra = _NO_EXTRA
+        if (head.upgrade and upgrade is not None) or gateway or up_path is not path:
+            extra = []
+            if head.upgrade and upgrade is not None:
+                extra.append((b"connection", b"upgrade"))
+                extra.append((b"upgrade", upgrade))
+            if gateway:
+                client = ds.client_ip
+                extra.append((b"x-forwarded-for", xff + b", " + client if xff else client))
+            if up_path is not path:
+                extra.append((b"x-envoy-original-path", head.path))
+        xfp = not flags & _HAS_XFP
+        request_id = None if flags & _HAS_REQUEST_ID else self.state.request_ids.next()
         if self.chunked_up:
             framing = b"transfer-encoding: chunked\r\n"
         elif head.content_length >= 0:
@@ -640,13 +645,17 @@ class Exchange:
             framing = b""
         if headers is not None:
             headers += extra
+            if xfp:
+                headers.append((b"x-forwarded-proto", b"http"))
+            if request_id is not None:
+                headers.append((b"x-request-id", request_id))
             if nominated:
                 headers = [h for h in headers if h[0] not in nominated]
             if ops:
                 headers = apply_ops(headers, ops)
             self.up_head = upstream_head(head.method, up_path, authority, b"", headers, framing)
         else:
-            self.up_head = upstream_head(head.method, up_path, authority, block, extra, framing)
+            self.up_head = upstream_head(head.method, up_path, authority, block, extra, framing, xfp, request_id)
 
     def on_body(self, data: bytes) -> None:
         if self.done:

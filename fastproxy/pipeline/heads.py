@@ -16,12 +16,14 @@ API (identical in fastproxy.pipeline._heads and fastproxy.pipeline._heads_py):
     request_kept(headers, gateway) -> (kept, flags, xff, connection, upgrade)
         the same, with the kept headers as a list of (name, value) pairs, for
         header operations that work on the list.
-    upstream_head(method, path, authority, block, extra, framing) -> bytes
+    upstream_head(method, path, authority, block, extra, framing, xfp=False, request_id=None) -> bytes
         the head of an upstream request's first attempt, in one bytes object:
         `method path HTTP/1.1`, `host: authority`, `block`, the (name, value)
-        pairs of `extra` as lines, `framing` (the content-length or
+        pairs of `extra` as lines, XFP_LINE if `xfp`, `x-request-id:
+        request_id` unless it is None, `framing` (the content-length or
         transfer-encoding line, or b""), then FIRST_ATTEMPT
-        (x-envoy-attempt-count: 1 and the blank line).
+        (x-envoy-attempt-count: 1 and the blank line).  The two fixed lines
+        are parameters so the common head needs no `extra` list.
     response_head(status_line, block, service, tail, date, server, framing, connection) -> bytes
         a response head from its pieces in that order (None: absent) and the
         blank line, in one bytes object.

@@ -80,16 +80,31 @@ def test_gateway_block_drops_what_clients_may_not_steer() -> None:
     st.binary(max_size=300),
     header_lists,
     st.sampled_from([b"", b"content-length: 12\r\n", b"transfer-encoding: chunked\r\n"]),
+    st.booleans(),
+    st.none() | st.binary(max_size=40),
 )
 def test_upstream_head_twins_agree(
-    method: bytes, path: bytes, authority: bytes, block: bytes, extra: list[tuple[bytes, bytes]], framing: bytes
+    method: bytes,
+    path: bytes,
+    authority: bytes,
+    block: bytes,
+    extra: list[tuple[bytes, bytes]],
+    framing: bytes,
+    xfp: bool,
+    request_id: bytes | None,
 ) -> None:
-    head = compiled.upstream_head(method, path, authority, block, extra, framing)
-    assert head == _heads_py.upstream_head(method, path, authority, block, extra, framing)
+    head = compiled.upstream_head(method, path, authority, block, extra, framing, xfp, request_id)
+    assert head == _heads_py.upstream_head(method, path, authority, block, extra, framing, xfp, request_id)
     lines = b"".join(b"%b: %b\r\n" % h for h in extra)
+    if xfp:
+        lines += b"x-forwarded-proto: http\r\n"
+    if request_id is not None:
+        lines += b"x-request-id: %b\r\n" % request_id
     assert head == b"%b %b HTTP/1.1\r\nhost: %b\r\n%b%b%b" % (method, path, authority, block, lines, framing) + (
         b"x-envoy-attempt-count: 1\r\n\r\n"
     )
+    if not xfp and request_id is None:
+        assert head == compiled.upstream_head(method, path, authority, block, extra, framing)
 
 
 optional_line = st.none() | st.binary(max_size=30)
