@@ -1,5 +1,8 @@
 # Types for compiling messages.py with Cython (pure-Python mode); messages.py stays its own pure twin.
 
+cimport cython
+
+@cython.no_gc
 cdef class DeferredHeaders:
     cdef list _headers
     cdef bytes _raw
@@ -7,12 +10,14 @@ cdef class DeferredHeaders:
     cdef object _lines
 
 
+@cython.no_gc
 cdef class RequestHead(DeferredHeaders):
     cdef public bytes method, path, authority, version, host
     cdef public bint keep_alive, chunked, upgrade, expect_continue
     cdef public long long content_length
 
 
+@cython.no_gc
 cdef class ResponseHead(DeferredHeaders):
     cdef public long status
     cdef public bint keep_alive, chunked

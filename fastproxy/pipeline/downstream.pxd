@@ -7,6 +7,8 @@ from fastproxy.codec.messages cimport Parser, RequestEvents, RequestHead
 from fastproxy.pipeline.exchange cimport Exchange
 from fastproxy.server cimport ProxyState
 
+cdef long _IDLE, _HEAD, _BUSY, PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_BIND
+
 
 cdef class Downstream(RequestEvents):
     cdef public ProxyState state
