@@ -46,6 +46,9 @@ cdef class Writer:
         self.transport = transport
         self._fd = socket_fd(transport)
         self._held = False
+        # Bound once: each socket write asks it, and a method lookup per call
+        # costs more than the call.  Without a socket no write asks.
+        self._is_closing = transport.is_closing if self._fd >= 0 else None
 
     cpdef write(self, data):
         cdef object transport = self.transport
@@ -60,7 +63,7 @@ cdef class Writer:
             self._held = False
         # A closing transport drops what it is given (and its fd may be about
         # to close): only the transport may decide what happens to the bytes.
-        if transport.is_closing():
+        if self._is_closing():
             transport.write(data)
             return
         n = PyBytes_GET_SIZE(data)
@@ -84,7 +87,7 @@ cdef class Writer:
         cdef msghdr msg
         cdef Py_ssize_t n = PyList_GET_SIZE(pieces), i, total = 0, sent, size
         cdef object piece
-        if self._fd < 0 or n > MAX_PIECES or self._held or transport.is_closing():
+        if self._fd < 0 or n > MAX_PIECES or self._held or self._is_closing():
             self.write(b"".join(pieces))
             return
         for i in range(n):

@@ -19,12 +19,15 @@ MAX_PIECES = 16
 class Writer:
     """Writes go to the socket in one send() while the transport holds nothing back."""
 
-    __slots__ = ("_fd", "_held", "transport")
+    __slots__ = ("_fd", "_held", "_is_closing", "transport")
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
         self._fd = socket_fd(transport)
         self._held = False
+        # Bound once: each socket write asks it, and a method lookup per call
+        # costs more than the call.  Without a socket no write asks.
+        self._is_closing = transport.is_closing if self._fd >= 0 else None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         transport = self.transport
@@ -36,7 +39,7 @@ class Writer:
                 transport.write(data)
                 return
             self._held = False
-        if transport.is_closing():
+        if self._is_closing():
             transport.write(data)
             return
         if not data:
@@ -57,7 +60,7 @@ class Writer:
             self._fd < 0
             or len(pieces) > MAX_PIECES
             or self._held
-            or transport.is_closing()
+            or self._is_closing()
             or any(type(p) is not bytes for p in pieces)
         ):
             self.write(b"".join(pieces))

@@ -241,7 +241,8 @@ class Downstream(RequestEvents):
     def on_request_head(self, head: RequestHead) -> None:
         self.phase = _BUSY
         if self.current is None and not self.queue:
-            ex = Exchange(self, head)
+            ex = Exchange.__new__(Exchange)
+            ex.setup(self, head)
             self.current = ex
             self.rx = ex
             if self.feeding:
@@ -289,7 +290,8 @@ class Downstream(RequestEvents):
         try:
             while self.current is None and self.queue and not self.closed:
                 pending = self.queue.popleft()
-                ex = Exchange(self, pending.head)
+                ex = Exchange.__new__(Exchange)
+                ex.setup(self, pending.head)
                 self.current = ex
                 if self.rx is pending:
                     self.rx = ex

@@ -16,7 +16,7 @@ from fastproxy.upstream.connection cimport ResponseSink, UpstreamConnection
 
 cdef long _ACTION_ROUTE, _RETRY_RETRIABLE_HEADERS, _HAS_XFP, _HAS_REQUEST_ID
 cdef tuple _SERVICE_TIME
-cdef list _NO_EXTRA
+cdef list _NO_EXTRA, _NO_BODY
 cdef DateHeader DATE
 
 
@@ -28,6 +28,7 @@ cdef class Attempt(ResponseSink):
     cdef public UpstreamConnection conn
     cdef public long number
     cdef public bint reused, got_response, cancelled, fresh
+    cpdef setup(self, Exchange ex, HostState host, long number, bint fresh)
     cpdef start(self)
     cpdef bind(self, UpstreamConnection conn, bint reused)
     cpdef _after_write(self, UpstreamConnection conn)
@@ -53,6 +54,7 @@ cdef class Exchange:
     cdef public bint upstream_keep_alive, close_after, done, waiting_bind, stale_retry_used, counted, retry_slot
     cdef public long long body_size, tries, retries_left, status, bytes_sent, service_time
     cdef public double complete_time, start
+    cpdef setup(self, Downstream ds, RequestHead head)
     cpdef begin(self)
     @cython.locals(path=bytes, entry=RouteEntry, route=Route, fault=Fault)
     cpdef _match(self, VirtualHost vh, long match_port)

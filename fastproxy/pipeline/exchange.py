@@ -72,6 +72,7 @@ _HAS_REQUEST_ID = HAS_REQUEST_ID
 _CHUNK_END = b"0\r\n\r\n"
 # Service-time lines for the usual values, formatted once instead of per response.
 _NO_EXTRA: list[tuple[bytes, bytes]] = []  # never appended to: upstream_head only reads it
+_NO_BODY: list[bytes] = []  # never appended to (Exchange.on_body swaps in a list of its own)
 _SERVICE_TIME = tuple(b"x-envoy-upstream-service-time: %d\r\n" % n for n in range(256))
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
 
@@ -127,7 +128,9 @@ class Attempt(ResponseSink):
 
     __slots__ = ("ex", "host", "number", "conn", "reused", "got_response", "timer", "task", "cancelled", "fresh")
 
-    def __init__(self, ex: Exchange, host: HostState, number: int, fresh: bool = False) -> None:
+    # Made as Attempt.__new__(Attempt) and setup(): compiled, a C call with no
+    # argument tuple to parse, once per try.
+    def setup(self, ex: Exchange, host: HostState, number: int, fresh: bool) -> None:
         self.ex = ex
         self.host = host
         self.number = number
@@ -383,7 +386,9 @@ class Exchange:
         "extra_response",
     )
 
-    def __init__(self, ds: Downstream, head: Any) -> None:
+    # Made as Exchange.__new__(Exchange) and setup() (Downstream): compiled, a
+    # C call with no argument tuple to parse, once per request.
+    def setup(self, ds: Downstream, head: Any) -> None:
         self.ds = ds
         self.head = head
         # Read through the typed attributes: compiled, the parameters are plain objects.
@@ -395,7 +400,8 @@ class Exchange:
         self.up_head = b""
         self.chunked_up = self.head.chunked
         self.chunked_down = False
-        self.body_buf: list[bytes] | None = []
+        # Kept for a retry or a mirror; a request without a body shares one empty list.
+        self.body_buf: list[bytes] | None = [] if head.chunked or head.content_length > 0 else _NO_BODY
         self.body_size = 0
         self.request_complete = False
         self.complete_time = 0.0
@@ -661,6 +667,8 @@ class Exchange:
         if self.done:
             return
         buf = self.body_buf
+        if buf is _NO_BODY:  # never appended to
+            buf = self.body_buf = []
         if buf is not None:
             buf.append(data)
             self.body_size += len(data)
@@ -729,8 +737,10 @@ class Exchange:
                 self.local(503, replies.NO_HEALTHY_UPSTREAM, flags=self._flag("UH"))
                 return
             self.tries += 1
-        self.tried += (host,)
-        attempt = Attempt(self, host, self.tries, fresh)
+        if route.retry.retry_other_hosts:  # the only reader of the hosts tried
+            self.tried += (host,)
+        attempt = Attempt.__new__(Attempt)
+        attempt.setup(self, host, self.tries, fresh)
         self.attempt = attempt
         self.endpoint = host.endpoint
         attempt.start()
