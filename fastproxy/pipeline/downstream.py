@@ -118,7 +118,7 @@ class Downstream(RequestEvents):
         self.eof = False  # the client half-closed (eof_received)
         # (listeners table, authority, virtual host, port to match) of the last
         # request: see Exchange.begin.
-        self.vhost_cache: tuple[Any, bytes | None, Any, int] | None = None
+        self.vhost_cache: tuple[Any, bytes | None, Any, int, Any] | None = None
 
     def listener(self) -> Listener | None:
         # None once a reload removed this gateway port: requests get 404.

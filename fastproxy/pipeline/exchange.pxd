@@ -57,7 +57,7 @@ cdef class Exchange:
     cpdef setup(self, Downstream ds, RequestHead head)
     cpdef begin(self)
     @cython.locals(path=bytes, entry=RouteEntry, route=Route, fault=Fault)
-    cpdef _match(self, VirtualHost vh, long match_port)
+    cpdef _match(self, VirtualHost vh, long match_port, match)
     @cython.locals(cs=ClusterState, route=Route, fault=Fault, dest=Destination)
     cpdef _route(self)
     @cython.locals(flags=long, xfp=bint)

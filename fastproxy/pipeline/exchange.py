@@ -447,7 +447,7 @@ class Exchange:
             # Keep-alive clients send the same Host on every request: the virtual
             # host found for the previous one holds until a reload swaps the tables.
             self.authority = authority  # type: ignore[assignment]
-            self._match(cached[2], cached[3])
+            self._match(cached[2], cached[3], cached[4])
             return
         listener = ds.listener()
         self.authority = authority or b""
@@ -473,10 +473,12 @@ class Exchange:
         if vh is None:
             self.local(404, flags="NR")
             return
-        ds.vhost_cache = (self.state.listeners, authority, vh, match_port)
-        self._match(vh, match_port)
+        # The matcher's bound `match` is kept with it: no method lookup per request.
+        match = vh.matcher.match
+        ds.vhost_cache = (self.state.listeners, authority, vh, match_port, match)
+        self._match(vh, match_port, match)
 
-    def _match(self, vh: table.VirtualHost, match_port: int) -> None:
+    def _match(self, vh: table.VirtualHost, match_port: int, match: Any) -> None:
         head = self.head
         authority = self.authority
         path = head.path
@@ -487,7 +489,7 @@ class Exchange:
         self.path = path
         # The head, not its list: the compiled matcher reads the few header
         # values its conditions need from the head's bytes.
-        idx = vh.matcher.match(head.method, path, authority, b"http", head, match_port)
+        idx = match(head.method, path, authority, b"http", head, match_port)
         if idx < 0:
             self.local(404, flags="NR")
             return
