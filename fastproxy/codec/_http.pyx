@@ -95,6 +95,10 @@ cdef enum:
     S_UPGRADED = 7
     S_DEAD = 8
 
+# header lines whose offsets a request head records (messages.pxd: RequestHead._at)
+cdef enum:
+    _AT_LINES = 32
+
 # which framing header a lower-cased name is
 cdef enum:
     H_OTHER = 0
@@ -777,10 +781,13 @@ cdef class _HeadFields:
         return 0
 
 
-cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request, list out) except -1:
+cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, bint request, list out,
+                               unsigned short* at=NULL) except -1:
     """Scan the header lines of a head llhttp accepted: fill `f` and return
     the count; with `out`, also append each (lower-cased name, OWS-trimmed
-    value).  Without it only the framing headers' values are allocated."""
+    value).  Without it only the framing headers' values are allocated.  With
+    `at` (room for _AT_LINES lines, the head at most 65,535 bytes), record
+    where the first lines lie (RequestHead._at)."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
     cdef bytes name, value
@@ -790,6 +797,11 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
         return 0
     while True:
         e = header_line(p, pos, stop, &colon, &vs, &ve)
+        if at != NULL and count < _AT_LINES:
+            at[4 * count] = <unsigned short>pos
+            at[4 * count + 1] = <unsigned short>colon
+            at[4 * count + 2] = <unsigned short>vs
+            at[4 * count + 3] = <unsigned short>ve
         count += 1
         if out is not None:
             name = _name(p + pos, colon - pos)
@@ -987,6 +999,7 @@ cdef class RequestParser(_Framer):
         cdef long long content_length
         cdef bint chunked, keep_alive, upgrade, v11
         cdef int tokens
+        cdef unsigned short at[4 * _AT_LINES]
         # Request line, the shape framing._REQUEST_LINE accepts:
         # token SP target SP "HTTP/1." [01] CRLF
         while i < n and TCHAR[p[i]]:
@@ -1026,7 +1039,8 @@ cdef class RequestParser(_Framer):
             version = _V11 if p[line_end - 1] == 49 else _V10
         v11 = version == _V11
         self._validate(head, True)
-        count = _split_headers(head, line_end, f, True, None)
+        # Lines recorded only where the offsets fit their 16 bits.
+        count = _split_headers(head, line_end, f, True, None, at if n <= 65535 else NULL)
         # from here on: framing.build_request_head, the same rules in the same order
         if count > self._max_headers:
             raise ProtocolError(431, _fr.TOO_LARGE)
@@ -1060,6 +1074,9 @@ cdef class RequestParser(_Framer):
         upgrade = tokens > 0 and f.has_upgrade and (tokens & C_UPGRADE) != 0
         # Filled field by field: no argument tuple for eleven values per request.
         cdef RequestHead h = RequestHead.__new__(RequestHead)
+        if n <= 65535 and 0 < count <= _AT_LINES:
+            memcpy(h._at, at, 4 * count * sizeof(unsigned short))
+            h._nlines = count
         h.method = method
         h.path = path
         h.authority = authority

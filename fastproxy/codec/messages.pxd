@@ -15,6 +15,13 @@ cdef class RequestHead(DeferredHeaders):
     cdef public bytes method, path, authority, version, host
     cdef public bint keep_alive, chunked, upgrade, expect_continue
     cdef public long long content_length
+    # Compiled codec only: where its first header lines lie in _raw, four
+    # offsets each (line start, colon, value start, value end), so the block
+    # sent upstream (pipeline/_heads.pyx) is rendered without splitting them
+    # again.  _nlines: how many are recorded; 0 when the head has more lines
+    # than fit or is too long for the offsets (then they are split again).
+    cdef unsigned short _at[4 * 32]
+    cdef Py_ssize_t _nlines
 
 
 @cython.no_gc

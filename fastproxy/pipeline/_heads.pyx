@@ -161,9 +161,12 @@ cdef inline long _action_of(const char* low, Py_ssize_t n):
     return 0
 
 
-cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
+cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway, const unsigned short* at,
+                              Py_ssize_t nlines):
     """request_block over the header lines of a validated head (from `start`),
-    rendered straight from its bytes: the same rules as _classify, no list."""
+    rendered straight from its bytes: the same rules as _classify, no list.
+    With `at`, the lines are where the codec recorded them (RequestHead._at:
+    all `nlines` of them), not split again."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = start, e, colon, vs, ve, n, i, o = 0
     cdef char stack[4096]
@@ -171,7 +174,8 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
     cdef char* nm
     cdef char x
     cdef long flags = 0, action
-    cdef bint keep
+    cdef bint keep, last
+    cdef Py_ssize_t li = 0
     xff = conn = upgrade = None
     if pos >= stop:
         return b"", 0, None, None, None
@@ -181,7 +185,16 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
             raise MemoryError()
     try:
         while True:
-            e = header_line(p, pos, stop, &colon, &vs, &ve)
+            if at != NULL:
+                pos = at[4 * li]
+                colon = at[4 * li + 1]
+                vs = at[4 * li + 2]
+                ve = at[4 * li + 3]
+                li += 1
+                last = li >= nlines
+            else:
+                e = header_line(p, pos, stop, &colon, &vs, &ve)
+                last = e >= stop
             n = colon - pos
             nm = buf + o  # the name is lower-cased in place; kept if the line is
             for i in range(n):
@@ -215,9 +228,10 @@ cdef tuple _request_block_raw(bytes head, Py_ssize_t start, bint gateway):
                 keep = False
             if keep:
                 o = put_value(buf, o + n, p + vs, ve - vs)
-            if e >= stop:
+            if last:
                 break
-            pos = e + 2
+            if at == NULL:
+                pos = e + 2
         block = PyBytes_FromStringAndSize(buf, o)
     finally:
         if buf != stack:
@@ -329,7 +343,9 @@ cpdef tuple request_block_of(RequestHead head, bint gateway):
     if head is None:
         raise TypeError("request_block_of() takes a RequestHead")
     if head._headers is None and head._raw is not None:
-        return _request_block_raw(head._raw, head._start, gateway)
+        if head._nlines > 0:
+            return _request_block_raw(head._raw, head._start, gateway, head._at, head._nlines)
+        return _request_block_raw(head._raw, head._start, gateway, NULL, 0)
     return request_block(head.headers, gateway)
 
 

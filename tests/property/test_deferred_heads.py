@@ -96,6 +96,28 @@ def test_request_block_from_the_head_bytes(lines: list[bytes], gateway: bool) ->
     assert heads.request_block_of(head, gateway) == _heads_py.request_block(oracle, gateway)
 
 
+@pytest.mark.parametrize(
+    ("lines", "limit"),
+    [
+        # Past the 32 lines whose places the codec records: the rest are split again.
+        ([b"X-N%d: v%d" % (i, i) for i in range(40)] + [b"X-Forwarded-Proto: https", b"Connection: x-n3"], 1 << 16),
+        # Past the 65,535 bytes the recorded offsets can address.
+        ([b"Accept: */*", b"X-Big: " + b"b" * 70_000, b"X-Request-Id: r", b"X-Envoy-Foo: 1"], 1 << 17),
+    ],
+    ids=["40-lines", "70k-head"],
+)
+def test_request_block_beyond_the_recorded_lines(lines: list[bytes], limit: int) -> None:
+    data = b"GET /p HTTP/1.1\r\nHost: h\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    parsed = []
+    for module in (reference, compiled):
+        sink = Sink()
+        module.RequestParser(sink, max_head_bytes=limit).feed(data)
+        parsed.append(sink.heads[0])
+    oracle = parsed[0].headers
+    for gateway in (False, True):
+        assert heads.request_block_of(parsed[1], gateway) == _heads_py.request_block(oracle, gateway)
+
+
 @settings(max_examples=300, deadline=None)
 @given(header_lines(), st.sampled_from([b"", b"Content-Length: 0\r\n", b"Connection: keep-alive\r\nServer: s\r\n"]))
 def test_response_block_from_the_head_bytes(lines: list[bytes], framing: bytes) -> None:
