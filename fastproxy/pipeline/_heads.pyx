@@ -392,19 +392,24 @@ def response_block(list headers, frozenset drop):
     return _render(headers, keep, count), has_date
 
 
-cdef int _UUID_POS[32]  # where each of the 32 hex digits goes in the 36-byte text
+cdef int _UUID_POS[16]  # where each of the 16 bytes' two hex digits go in the 36-byte text
+cdef char _HEX2[512]  # each byte value's two hex digits
 
 
-cdef void _fill_uuid_pos():
+cdef void _fill_uuid_tables():
     cdef int i, k = 0
-    for i in range(32):
-        if i == 8 or i == 12 or i == 16 or i == 20:
+    cdef const char* hexd = PyBytes_AS_STRING(_HEX)
+    for i in range(16):
+        if i == 4 or i == 6 or i == 8 or i == 10:
             k += 1  # a dash
         _UUID_POS[i] = k
-        k += 1
+        k += 2
+    for i in range(256):
+        _HEX2[2 * i] = hexd[i >> 4]
+        _HEX2[2 * i + 1] = hexd[i & 15]
 
 
-_fill_uuid_pos()
+_fill_uuid_tables()
 
 
 cpdef bytes request_id(bits):
@@ -416,13 +421,12 @@ cpdef bytes request_id(bits):
 cdef bytes _uuid_text(unsigned long long hi, unsigned long long lo):
     cdef bytes out = PyBytes_FromStringAndSize(NULL, 36)
     cdef char* o = PyBytes_AS_STRING(out)
-    cdef const char* hexd = PyBytes_AS_STRING(_HEX)
     cdef int i
     hi = (hi & ~(<unsigned long long>0xF000)) | 0x4000
     lo = (lo & ~(<unsigned long long>0xC000 << 48)) | (<unsigned long long>0x8000 << 48)
-    for i in range(16):
-        o[_UUID_POS[i]] = hexd[(hi >> (60 - 4 * i)) & 0xF]
-        o[_UUID_POS[16 + i]] = hexd[(lo >> (60 - 4 * i)) & 0xF]
+    for i in range(8):  # a byte (two digits) per table read
+        memcpy(o + _UUID_POS[i], &_HEX2[2 * ((hi >> (56 - 8 * i)) & 0xFF)], 2)
+        memcpy(o + _UUID_POS[8 + i], &_HEX2[2 * ((lo >> (56 - 8 * i)) & 0xFF)], 2)
     o[8] = o[13] = o[18] = o[23] = 45  # "-"
     return out
 
