@@ -22,8 +22,9 @@ cdef class Downstream(RequestEvents):
     cdef public double deadline
     cpdef pause(self, long reason)
     cpdef resume(self, long reason)
-    cpdef exchange_done(self, ex, bint close)
+    cpdef exchange_done(self, Exchange ex, bint close)
     cpdef close(self)
+    @cython.locals(ex=Exchange)
     cpdef on_request_head(self, RequestHead head)
     @cython.locals(ex=Exchange)
     cpdef on_request_body(self, data)

@@ -66,6 +66,7 @@ cdef class Exchange:
     cpdef on_end(self)
     cpdef _arm_route_timer(self)
     cpdef _release_slots(self)
+    @cython.locals(attempt=Attempt)
     cpdef _new_attempt(self, bint fresh, HostState host=*)
     @cython.locals(route=Route, policy=RetryPolicy, dest=Destination)
     cpdef response_head(self, Attempt attempt, ResponseHead head)
