@@ -26,7 +26,9 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, Htt
 
 from fastproxy.codec import ProtocolError
 from fastproxy.codec._lines cimport block_room, header_line, put_value
-from fastproxy.codec.messages cimport DeferredHeaders, Parser, RequestEvents, RequestHead, ResponseEvents, ResponseHead
+from fastproxy.codec.messages cimport (
+    AT_LINES, DeferredHeaders, Parser, RequestEvents, RequestHead, ResponseEvents, ResponseHead,
+)
 from fastproxy.codec import framing as _fr
 
 __all__ = ["RequestParser", "ResponseParser"]
@@ -94,10 +96,6 @@ cdef enum:
     S_EOF_BODY = 6
     S_UPGRADED = 7
     S_DEAD = 8
-
-# header lines whose offsets a request head records (messages.pxd: RequestHead._at)
-cdef enum:
-    _AT_LINES = 32
 
 # which framing header a lower-cased name is
 cdef enum:
@@ -786,7 +784,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     """Scan the header lines of a head llhttp accepted: fill `f` and return
     the count; with `out`, also append each (lower-cased name, OWS-trimmed
     value).  Without it only the framing headers' values are allocated.  With
-    `at` (room for _AT_LINES lines, the head at most 65,535 bytes), record
+    `at` (room for AT_LINES lines, the head at most 65,535 bytes), record
     where the first lines lie (RequestHead._at)."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
@@ -797,7 +795,7 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
         return 0
     while True:
         e = header_line(p, pos, stop, &colon, &vs, &ve)
-        if at != NULL and count < _AT_LINES:
+        if at != NULL and count < AT_LINES:
             at[4 * count] = <unsigned short>pos
             at[4 * count + 1] = <unsigned short>colon
             at[4 * count + 2] = <unsigned short>vs
@@ -999,7 +997,7 @@ cdef class RequestParser(_Framer):
         cdef long long content_length
         cdef bint chunked, keep_alive, upgrade, v11
         cdef int tokens
-        cdef unsigned short at[4 * _AT_LINES]
+        cdef unsigned short at[4 * AT_LINES]
         # Request line, the shape framing._REQUEST_LINE accepts:
         # token SP target SP "HTTP/1." [01] CRLF
         while i < n and TCHAR[p[i]]:
@@ -1074,7 +1072,7 @@ cdef class RequestParser(_Framer):
         upgrade = tokens > 0 and f.has_upgrade and (tokens & C_UPGRADE) != 0
         # Filled field by field: no argument tuple for eleven values per request.
         cdef RequestHead h = RequestHead.__new__(RequestHead)
-        if n <= 65535 and 0 < count <= _AT_LINES:
+        if n <= 65535 and 0 < count <= AT_LINES:
             memcpy(h._at, at, 4 * count * sizeof(unsigned short))
             h._nlines = count
         h.method = method

@@ -2,6 +2,11 @@
 
 cimport cython
 
+# Header lines whose places a compiled request head records (RequestHead._at).
+cdef enum:
+    AT_LINES = 32
+
+
 @cython.no_gc
 cdef class DeferredHeaders:
     cdef list _headers
@@ -20,7 +25,7 @@ cdef class RequestHead(DeferredHeaders):
     # sent upstream (pipeline/_heads.pyx) is rendered without splitting them
     # again.  _nlines: how many are recorded; 0 when the head has more lines
     # than fit or is too long for the offsets (then they are split again).
-    cdef unsigned short _at[4 * 32]
+    cdef unsigned short _at[4 * AT_LINES]
     cdef Py_ssize_t _nlines
 
 

@@ -70,9 +70,9 @@ _RETRY_RETRIABLE_HEADERS = table.RETRY_RETRIABLE_HEADERS
 _HAS_XFP = HAS_XFP
 _HAS_REQUEST_ID = HAS_REQUEST_ID
 _CHUNK_END = b"0\r\n\r\n"
-# Service-time lines for the usual values, formatted once instead of per response.
 _NO_EXTRA: list[tuple[bytes, bytes]] = []  # never appended to: upstream_head only reads it
 _NO_BODY: list[bytes] = []  # never appended to (Exchange.on_body swaps in a list of its own)
+# Service-time lines for the usual values, formatted once instead of per response.
 _SERVICE_TIME = tuple(b"x-envoy-upstream-service-time: %d\r\n" % n for n in range(256))
 _ATTEMPT_COUNT = tuple(b"x-envoy-attempt-count: %d\r\n\r\n" % n for n in range(8))
 
