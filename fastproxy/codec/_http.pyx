@@ -784,8 +784,8 @@ cdef Py_ssize_t _split_headers(bytes head, Py_ssize_t line_end, _HeadFields f, b
     """Scan the header lines of a head llhttp accepted: fill `f` and return
     the count; with `out`, also append each (lower-cased name, OWS-trimmed
     value).  Without it only the framing headers' values are allocated.  With
-    `at` (room for AT_LINES lines, the head at most 65,535 bytes), record
-    where the first lines lie (RequestHead._at)."""
+    `at` (room for AT_LINES lines), record where the first lines lie
+    (RequestHead._at; offsets past 65,535 wrap, and the caller drops them)."""
     cdef const char* p = PyBytes_AS_STRING(head)
     cdef Py_ssize_t stop = PyBytes_GET_SIZE(head) - 4, pos = line_end + 2, e, colon, vs, ve, count = 0
     cdef bytes name, value
@@ -1037,8 +1037,7 @@ cdef class RequestParser(_Framer):
             version = _V11 if p[line_end - 1] == 49 else _V10
         v11 = version == _V11
         self._validate(head, True)
-        # Lines recorded only where the offsets fit their 16 bits.
-        count = _split_headers(head, line_end, f, True, None, at if n <= 65535 else NULL)
+        count = _split_headers(head, line_end, f, True, None, at)
         # from here on: framing.build_request_head, the same rules in the same order
         if count > self._max_headers:
             raise ProtocolError(431, _fr.TOO_LARGE)
@@ -1072,7 +1071,7 @@ cdef class RequestParser(_Framer):
         upgrade = tokens > 0 and f.has_upgrade and (tokens & C_UPGRADE) != 0
         # Filled field by field: no argument tuple for eleven values per request.
         cdef RequestHead h = RequestHead.__new__(RequestHead)
-        if n <= 65535 and 0 < count <= AT_LINES:
+        if n <= 65535 and 0 < count <= AT_LINES:  # offsets that fit their 16 bits, every line recorded
             memcpy(h._at, at, 4 * count * sizeof(unsigned short))
             h._nlines = count
         h.method = method
